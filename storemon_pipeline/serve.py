@@ -1,0 +1,162 @@
+"""Start everything a user needs, and stop all of it on Ctrl-C.
+
+    python -m storemon_pipeline.serve          # what `make run` does
+
+Starts the Dagster webserver and daemon on 127.0.0.1 with the instance under
+``$STOREMON_HOME/dagster``, ingests the source folder through a real ``ingest_job`` run, and
+prints where everything is. Each child runs in its own session, so a signal to this process
+is forwarded to whole process trees, which are then waited for.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from storemon_pipeline.settings import REPO_ROOT, StoremonPaths, paths_from_env
+
+INSTANCE_CONFIG = Path(__file__).with_name("dagster.yaml")
+BIN = Path(sys.executable).parent
+
+
+def prepare_instance(paths: StoremonPaths) -> dict[str, str]:
+    """Create the home folder with its Dagster instance; return the environment for children."""
+    paths.dagster_home.mkdir(parents=True, exist_ok=True)
+    paths.reports_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(INSTANCE_CONFIG, paths.dagster_home / "dagster.yaml")
+    return {
+        **os.environ,
+        "STOREMON_HOME": str(paths.home),
+        "STOREMON_SOURCE_DIR": str(paths.source_dir),
+        "DAGSTER_HOME": str(paths.dagster_home),
+    }
+
+
+@dataclass
+class Services:
+    """A set of child process trees started and stopped together."""
+
+    env: Mapping[str, str]
+    log_dir: Path
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, name: str, argv: list[str]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=dict(self.env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {process.returncode}; see {self.log_dir / (name + '.log')}")
+
+    def stop(self, timeout: float = 20) -> None:
+        for process in self.processes.values():
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+        # Children of a dagster process (code servers, run workers) share its session.
+        for process in self.processes.values():
+            _signal_group(process, signal.SIGKILL)
+
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def start_dagster(services: Services, host: str, port: int) -> None:
+    workspace = str(REPO_ROOT / "workspace.yaml")
+    services.start("dagster-webserver", [str(BIN / "dagster-webserver"), "-h", host, "-p", str(port), "-w", workspace])
+    services.start("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
+
+
+def wait_for_http(url: str, services: Services, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        services.check_alive()
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def wait_for_run(client, run_id: str, timeout: float = 600) -> str:
+    from dagster import DagsterRunStatus
+
+    finished = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.get_run_status(run_id)
+        if status in finished:
+            return status.value
+        time.sleep(0.5)
+    raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s")
+
+
+def main() -> None:
+    paths = paths_from_env()
+    host = os.environ.get("STOREMON_HOST", "127.0.0.1")
+    dagster_port = int(os.environ.get("STOREMON_DAGSTER_PORT", "3000"))
+    env = prepare_instance(paths)
+    os.environ.update(env)
+    stop_requested = False
+
+    def request_stop(signum, frame):
+        nonlocal stop_requested
+        if not stop_requested:  # a second signal must not interrupt the clean stop
+            stop_requested = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, request_stop)
+    with Services(env=env, log_dir=paths.home / "logs") as services:
+        try:
+            print(f"storemon: home {paths.home}, sources {paths.source_dir}", flush=True)
+            start_dagster(services, host, dagster_port)
+            wait_for_http(f"http://{host}:{dagster_port}/server_info", services)
+            from dagster_graphql import DagsterGraphQLClient
+
+            client = DagsterGraphQLClient(host, port_number=dagster_port)
+            run_id = client.submit_job_execution("ingest_job")
+            print(f"storemon: ingesting the sources (run {run_id}) ...", flush=True)
+            print(f"storemon: ingest_job {wait_for_run(client, run_id)}", flush=True)
+            print(f"storemon: Dagster UI      http://{host}:{dagster_port}", flush=True)
+            print(f"storemon: logs            {services.log_dir}", flush=True)
+            print("storemon: press Ctrl-C to stop", flush=True)
+            while not stop_requested:
+                services.check_alive()
+                time.sleep(1)
+        except KeyboardInterrupt:
+            print("\nstoremon: stopping ...", flush=True)
+    print("storemon: stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from storemon_pipeline.definitions import defs
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_definitions_load():
+    assert isinstance(defs, dg.Definitions)
+    repository = defs.get_repository_def()
+    assert {"ingest_job"} <= {job.name for job in repository.get_all_jobs()}
+    schedule = defs.get_schedule_def("hourly_ingest")
+    assert schedule.cron_schedule == "0 * * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
+    assert {"raw_store_polls", "raw_business_hours", "raw_store_timezones"} <= keys
+
+
+def test_every_duckdb_asset_is_in_the_duckdb_pool():
+    for node in defs.get_repository_def().asset_graph.asset_nodes:
+        assert node.pools == {"duckdb"}, node.key
+
+
+def test_dagster_definitions_validate_passes():
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Validation successful" in done.stderr + done.stdout

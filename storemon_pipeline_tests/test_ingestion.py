@@ -1,0 +1,306 @@
+"""Ingestion of the three sources: Dagster runs, idempotence, increments, bad input, crashes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from storemon_pipeline import sources, warehouse
+from storemon_pipeline.settings import StoremonPaths
+from storemon_pipeline_tests.conftest import (
+    HOURS_HEADER,
+    POLLS_HEADER,
+    SHARED_DATA,
+    ZONES_HEADER,
+    csv_text,
+    materialize_ingestion,
+    requires_shared_data,
+    write_text,
+)
+
+
+def table(paths: StoremonPaths, sql: str) -> list[tuple]:
+    with duckdb.connect(str(paths.database)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def rejected(paths: StoremonPaths, source: str) -> list[tuple]:
+    return table(paths, f"SELECT line_number, reason FROM rejected_rows WHERE source = '{source}' ORDER BY 1")
+
+
+def error_chain(error) -> str:
+    """The messages of a Dagster error and of its causes."""
+    messages = []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return " ".join(messages)
+
+
+def poll_rows(n_start: int, n: int, store: str = "7") -> list[str]:
+    return [f"{store},active,2023-01-25 {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.5 UTC" for i in range(n_start, n_start + n)]
+
+
+# --- the Dagster path ---------------------------------------------------------------------
+
+
+def test_ingest_assets_materialize_into_duckdb(paths):
+    result = materialize_ingestion(paths)
+    assert result.success
+    assert table(paths, "SELECT store_id, status, timestamp_utc::VARCHAR FROM raw_store_polls ORDER BY 1, 3") == [
+        ("1", "active", "2023-01-24 09:06:42.605777"),
+        ("1", "inactive", "2023-01-24 10:07:00.12"),
+        ("2", "active", "2023-01-24 09:30:00"),
+    ]
+    assert table(paths, "SELECT store_id, day_of_week, start_time_local::VARCHAR FROM raw_business_hours ORDER BY 2") == [
+        ("1", 0, "09:00:00"),
+        ("1", 1, "09:00:00"),
+    ]
+    assert table(paths, "SELECT * FROM raw_store_timezones ORDER BY 1") == [("1", "America/New_York"), ("2", "Asia/Kolkata")]
+    polls = result.asset_materializations_for_node("raw_store_polls")[0]
+    assert polls.metadata["rows_added"].value == 3
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["no_duplicate_poll_keys"] and checks["no_empty_store_ids"] and checks["no_rejected_rows"]
+    # The sample is from 2023: the freshness check warns, it does not fail the run.
+    assert checks["newest_poll_is_recent"] is False
+
+
+def test_reingesting_the_same_file_adds_nothing(paths):
+    materialize_ingestion(paths)
+    second = materialize_ingestion(paths)
+    assert second.asset_materializations_for_node("raw_store_polls")[0].metadata["rows_added"].value == 0
+    assert table(paths, "SELECT count(*) FROM raw_store_polls") == [(3,)]
+
+
+def test_an_overlapping_file_appends_only_new_rows(paths):
+    materialize_ingestion(paths)
+    write_text(
+        paths.source_dir / "store_status.csv",
+        csv_text(POLLS_HEADER, ["2,active,2023-01-24 09:30:00 UTC", "2,inactive,2023-01-24 11:00:00 UTC"]),
+    )
+    result = materialize_ingestion(paths)
+    assert result.asset_materializations_for_node("raw_store_polls")[0].metadata["rows_added"].value == 1
+    assert table(paths, "SELECT count(*) FROM raw_store_polls") == [(4,)]
+
+
+def test_a_grown_file_is_read_from_where_the_last_run_stopped(tmp_path):
+    folder = tmp_path / "src"
+    write_text(folder / "store_status.csv", csv_text(POLLS_HEADER, poll_rows(0, 5000)))
+    conn = warehouse.connect(tmp_path / "db.duckdb")
+    first = warehouse.ingest_polls(conn, folder)
+    assert (first.mode, first.rows_added) == ("full", 5000)
+    with open(folder / "store_status.csv", "a") as f:
+        f.write("\n".join(poll_rows(5000, 1000)) + "\n")
+    second = warehouse.ingest_polls(conn, folder)
+    assert (second.mode, second.rows_read, second.rows_added) == ("incremental", 1000, 1000)
+    # A bad row in the increment is reported with its line number in the whole file.
+    with open(folder / "store_status.csv", "a") as f:
+        f.write("7,bogus,2023-01-25 23:00:00 UTC\n")
+    third = warehouse.ingest_polls(conn, folder)
+    assert (third.mode, third.rows_read, third.rows_rejected) == ("incremental", 1, 1)
+    assert conn.execute("SELECT line_number FROM rejected_rows").fetchall() == [(6002,)]
+    # A rewritten file (not just grown) is read whole again, still adding nothing twice.
+    write_text(folder / "store_status.csv", csv_text(POLLS_HEADER, poll_rows(100, 6000)))
+    fourth = warehouse.ingest_polls(conn, folder)
+    assert (fourth.mode, fourth.rows_added) == ("full", 100)
+    assert conn.execute("SELECT count(*) FROM raw_store_polls").fetchall() == [(6100,)]
+
+
+# --- bad rows: rejected with line and reason, good rows kept -------------------------------
+
+
+def test_bad_polls_are_rejected_and_good_ones_kept(paths):
+    write_text(
+        paths.source_dir / "store_status.csv",
+        csv_text(
+            POLLS_HEADER,
+            [
+                "1,active,2023-01-24 09:00:00 UTC",
+                "1,offline,2023-01-24 10:00:00 UTC",  # bad status
+                "1,ACTIVE,2023-01-24 11:00:00.25 UTC",  # case-insensitive
+                "1,active,yesterday",  # bad timestamp
+                ",active,2023-01-24 12:00:00 UTC",  # no store
+                "1,active,2023-01-24 13:00:00 UTC,extra",  # too many fields
+            ],
+        ),
+    )
+    result = materialize_ingestion(paths)
+    assert result.success
+    assert table(paths, "SELECT timestamp_utc::VARCHAR, status FROM raw_store_polls ORDER BY 1") == [
+        ("2023-01-24 09:00:00", "active"),
+        ("2023-01-24 11:00:00.25", "active"),
+    ]
+    reasons = rejected(paths, "store_status")
+    assert [line for line, _ in reasons] == [3, 5, 6, 7]
+    assert "status is not active or inactive (got 'offline')" in reasons[0][1]
+    assert "timestamp_utc is not a timestamp" in reasons[1][1] and "'yesterday'" in reasons[1][1]
+    assert "store_id is empty" in reasons[2][1]
+    assert "expected 3 fields, saw 4" in reasons[3][1]
+    checks = {(c.asset_key.to_user_string(), c.check_name): c for c in result.get_asset_check_evaluations()}
+    warn = checks[("raw_store_polls", "no_rejected_rows")]
+    assert not warn.passed and warn.severity.value == "WARN"
+    assert warn.metadata["rejected_rows"].value == 4
+
+
+def test_bad_hours_and_zones_are_rejected_and_good_ones_kept(paths):
+    write_text(
+        paths.source_dir / "business_hours.csv",
+        csv_text(
+            HOURS_HEADER,
+            ["1,0,09:00:00,17:00:00", "1,7,09:00:00,17:00:00", "1,2,9am,17:00:00", "1,3,10:00,24:30", "1,4,10:00,11:00"],
+        ),
+    )
+    write_text(paths.source_dir / "timezones.csv", csv_text(ZONES_HEADER, ["1,America/New_York", "2,Mars/Olympus_Mons"]))
+    assert materialize_ingestion(paths).success
+    assert table(paths, "SELECT day_of_week FROM raw_business_hours ORDER BY 1") == [(0,), (4,)]
+    hours = rejected(paths, "business_hours")
+    assert [line for line, _ in hours] == [3, 4, 5]
+    assert "day_of_week is not an integer 0-6" in hours[0][1]
+    assert "start_time_local is not a time HH:MM[:SS] (got '9am')" in hours[1][1]
+    assert "end_time_local is not a time" in hours[2][1]
+    assert table(paths, "SELECT * FROM raw_store_timezones") == [("1", "America/New_York")]
+    assert rejected(paths, "timezones") == [(3, "timezone_str is not a known IANA time zone (got 'Mars/Olympus_Mons')")]
+
+
+def test_duplicated_and_conflicting_rows(paths):
+    write_text(
+        paths.source_dir / "store_status.csv",
+        csv_text(
+            POLLS_HEADER,
+            [
+                "1,active,2023-01-24 09:00:00 UTC",
+                "1,active,2023-01-24 09:00:00 UTC",  # exact duplicate: one poll
+                "1,active,2023-01-24 10:00:00 UTC",
+                "1,inactive,2023-01-24 10:00:00 UTC",  # conflicting: one inactive poll
+            ],
+        ),
+    )
+    write_text(
+        paths.source_dir / "timezones.csv",
+        csv_text(ZONES_HEADER, ["1,America/New_York", "1,America/New_York", "2,Asia/Tokyo", "2,Europe/Paris"]),
+    )
+    result = materialize_ingestion(paths)
+    assert table(paths, "SELECT timestamp_utc::VARCHAR, status FROM raw_store_polls ORDER BY 1") == [
+        ("2023-01-24 09:00:00", "active"),
+        ("2023-01-24 10:00:00", "inactive"),
+    ]
+    meta = result.asset_materializations_for_node("raw_store_polls")[0].metadata
+    assert (meta["duplicate_rows"].value, meta["conflicting_duplicate_rows"].value) == (1, 2)
+    assert table(paths, "SELECT * FROM raw_store_timezones ORDER BY 1") == [("1", "America/New_York"), ("2", "Asia/Tokyo")]
+    assert rejected(paths, "timezones") == [
+        (5, "timezone_str 'Europe/Paris' conflicts with line 4 for the same store; line 4 was kept")
+    ]
+    # A later file saying inactive for a key stored as active turns it inactive (rule: inactive wins).
+    write_text(paths.source_dir / "store_status.csv", csv_text(POLLS_HEADER, ["1,inactive,2023-01-24 09:00:00 UTC"]))
+    materialize_ingestion(paths)
+    assert table(paths, "SELECT status FROM raw_store_polls WHERE timestamp_utc = '2023-01-24 09:00:00'") == [("inactive",)]
+
+
+def test_bom_crlf_quotes_and_column_order(paths):
+    write_text(
+        paths.source_dir / "store_status.csv",
+        csv_text('"timestamp_utc","store_id","status"', ['"2023-01-24 09:00:00.123 UTC","1","active"', '"2023-01-24 10:00:00 UTC", 1 ,inactive']),
+        newline="\r\n",
+        bom=True,
+    )
+    assert materialize_ingestion(paths).success
+    assert table(paths, "SELECT store_id, timestamp_utc::VARCHAR, status FROM raw_store_polls ORDER BY 2") == [
+        ("1", "2023-01-24 09:00:00.123", "active"),
+        ("1", "2023-01-24 10:00:00", "inactive"),
+    ]
+    assert rejected(paths, "store_status") == []
+
+
+def test_the_2025_format_and_original_file_names(tmp_path):
+    folder = tmp_path / "src"
+    uuid = "0c6f8a6e-38f0-4a53-8b2b-7d0a7a2f3a11"
+    write_text(folder / "store status.csv.gz", csv_text(POLLS_HEADER, [f"{uuid},active,2024-10-07T09:43:08.523+00:00"]))
+    write_text(folder / "Menu hours.csv", csv_text("store_id,day,start_time_local,end_time_local", ["1234567890123456789,6,10:00:00,02:00:00"]))
+    write_text(folder / "bq-results-20230125-202210-1674678181880.csv", csv_text(ZONES_HEADER, [f"{uuid},Europe/Berlin"]))
+    conn = warehouse.connect(tmp_path / "db.duckdb")
+    warehouse.ingest_polls(conn, folder)
+    warehouse.ingest_business_hours(conn, folder)
+    warehouse.ingest_timezones(conn, folder)
+    assert conn.execute("SELECT store_id, timestamp_utc::VARCHAR FROM raw_store_polls").fetchall() == [
+        (uuid, "2024-10-07 09:43:08.523")
+    ]
+    # Ids are text: 19 digits survive exactly, never as floats.
+    assert conn.execute("SELECT store_id, day_of_week FROM raw_business_hours").fetchall() == [("1234567890123456789", 6)]
+    assert conn.execute("SELECT timezone_str FROM raw_store_timezones").fetchall() == [("Europe/Berlin",)]
+
+
+# --- whole-file errors: the run fails, naming the file, and the old data stays ------------
+
+
+@pytest.mark.parametrize(
+    "file_name, content, message",
+    [
+        ("store_status.csv", "store_id,timestamp_utc\n1,2023-01-24 09:00:00 UTC\n", "missing column(s) status"),
+        ("store_status.csv", "", "the file is empty"),
+        ("store_status.csv", POLLS_HEADER + "\n", "has a header but no data rows"),
+        ("business_hours.csv", "store_id,weekday,start_time_local,end_time_local\n1,0,09:00,10:00\n", "missing column(s) dayOfWeek or day"),
+        ("timezones.csv", "", "the file is empty"),
+    ],
+)
+def test_a_bad_file_fails_the_run_and_keeps_previous_data(paths, file_name, content, message):
+    materialize_ingestion(paths)
+    before = table(paths, "SELECT (SELECT count(*) FROM raw_store_polls), (SELECT count(*) FROM raw_business_hours), (SELECT count(*) FROM raw_store_timezones)")
+    write_text(paths.source_dir / file_name, content)
+    result = materialize_ingestion(paths, raise_on_error=False)
+    assert not result.success
+    errors = " ".join(error_chain(e.event_specific_data.error) for e in result.all_events if e.is_step_failure)
+    assert str(paths.source_dir / file_name) in errors and message in errors
+    assert "expected" in errors  # names the expected columns
+    after = table(paths, "SELECT (SELECT count(*) FROM raw_store_polls), (SELECT count(*) FROM raw_business_hours), (SELECT count(*) FROM raw_store_timezones)")
+    assert after == before
+
+
+def test_a_missing_file_names_the_folder_and_the_accepted_names(paths):
+    (paths.source_dir / "timezones.csv").unlink()
+    with pytest.raises(sources.SourceError, match=r"no timezones file in .*timezones\.csv\[\.gz\], bq-results-\*\.csv"):
+        warehouse.ingest_timezones(warehouse.connect(paths.database), paths.source_dir)
+
+
+def test_a_crash_mid_write_leaves_the_database_as_it_was(paths):
+    materialize_ingestion(paths)
+    before = table(paths, "SELECT * FROM raw_store_polls ORDER BY ALL")
+    write_text(paths.source_dir / "store_status.csv", csv_text(POLLS_HEADER, poll_rows(0, 2000)))
+    # A real crash: the process dies (no exception handling, no rollback) after the new rows
+    # were inserted and before the transaction commits.
+    script = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        from storemon_pipeline import warehouse
+        def die(*args, **kwargs):
+            os._exit(17)
+        warehouse._fingerprint_or_empty = die
+        conn = warehouse.connect({str(paths.database)!r})
+        warehouse.ingest_polls(conn, Path({str(paths.source_dir)!r}))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 17, done.stderr
+    assert table(paths, "SELECT * FROM raw_store_polls ORDER BY ALL") == before
+    assert table(paths, "SELECT count(*) FROM rejected_rows") == [(0,)]
+
+
+# --- the public dataset -------------------------------------------------------------------
+
+
+@requires_shared_data
+def test_the_public_hours_and_zones_load_without_rejections(tmp_path):
+    conn = warehouse.connect(tmp_path / "db.duckdb")
+    hours = warehouse.ingest_business_hours(conn, SHARED_DATA)
+    zones = warehouse.ingest_timezones(conn, SHARED_DATA)
+    polls = warehouse.ingest_polls(conn, SHARED_DATA)
+    assert hours.rows_read == 86_198 and hours.rows_rejected == 0
+    assert conn.execute("SELECT count(DISTINCT store_id) FROM raw_business_hours").fetchall() == [(11_116,)]
+    assert zones.rows_read == 13_559 and zones.rows_rejected == 0 and zones.total_rows == 13_559
+    assert polls.rows_read == 5_032 and polls.rows_rejected == 0
+    assert polls.rows_added + polls.duplicate_rows + polls.conflicting_rows >= 5_032 - polls.conflicting_rows
