@@ -1,12 +1,13 @@
 import dagster as dg
 
 from storemon_pipeline.assets.ingestion import ingestion_assets, ingestion_checks
+from storemon_pipeline.assets.report import report_assets
 from storemon_pipeline.jobs import ingest_job
 from storemon_pipeline.resources import build_resources
 from storemon_pipeline.schedules import hourly_ingest_schedule
 
 defs = dg.Definitions(
-    assets=[*ingestion_assets],
+    assets=[*ingestion_assets, *report_assets],
     asset_checks=[*ingestion_checks],
     jobs=[ingest_job],
     schedules=[hourly_ingest_schedule],

@@ -1,0 +1,55 @@
+-- Business-hours UTC intervals of every polled store, cut where the status changes and
+-- labelled by the nearest in-hours poll at or before as_of.
+-- Input: report_as_of, raw_store_polls, localized_business_hours.
+CREATE OR REPLACE TABLE status_intervals AS
+WITH params AS (SELECT as_of FROM report_as_of),
+known_polls AS (
+    SELECT store_id, timestamp_utc, status FROM raw_store_polls, params WHERE timestamp_utc <= params.as_of
+),
+-- Evidence: polls inside business hours (intervals are merged, so the latest interval
+-- starting at or before a poll is the only one that can hold it).
+evidence_polls AS (
+    SELECT p.store_id, p.timestamp_utc, p.status
+    FROM known_polls p
+    ASOF JOIN localized_business_hours b ON p.store_id = b.store_id AND p.timestamp_utc >= b.start_utc
+    WHERE p.timestamp_utc < b.end_utc
+),
+-- Two polls at the same instant with different statuses count as one inactive poll.
+evidence AS (
+    SELECT store_id, timestamp_utc,
+           CASE WHEN bool_or(status = 'inactive') THEN 'inactive' ELSE 'active' END AS status
+    FROM evidence_polls GROUP BY store_id, timestamp_utc
+),
+neighbours AS (
+    SELECT *, lag(status) OVER w AS previous_status, lag(timestamp_utc) OVER w AS previous_poll
+    FROM evidence WINDOW w AS (PARTITION BY store_id ORDER BY timestamp_utc)
+),
+-- The nearest-poll status changes halfway between two polls of different status.
+segment_starts AS (
+    SELECT store_id, status,
+           CASE WHEN previous_poll IS NULL THEN TIMESTAMP '-infinity'
+                ELSE make_timestamp(epoch_us(previous_poll) + (epoch_us(timestamp_utc) - epoch_us(previous_poll)) // 2)
+           END AS segment_start
+    FROM neighbours
+    WHERE previous_status IS NULL OR previous_status <> status
+),
+pieces AS (
+    -- Each business interval opens with the status in force at its start
+    -- (none: a store with no evidence at all is down).
+    SELECT b.store_id, b.start_utc AS open_start, b.end_utc AS open_end, b.start_utc AS piece_start,
+           coalesce(s.status, 'inactive') AS status
+    FROM localized_business_hours b
+    ASOF LEFT JOIN segment_starts s ON b.store_id = s.store_id AND b.start_utc >= s.segment_start
+    UNION ALL
+    -- ... and changes wherever a status segment starts inside it.
+    SELECT b.store_id, b.start_utc, b.end_utc, s.segment_start, s.status
+    FROM segment_starts s
+    ASOF JOIN localized_business_hours b ON s.store_id = b.store_id AND s.segment_start >= b.start_utc
+    WHERE s.segment_start > b.start_utc AND s.segment_start < b.end_utc
+)
+SELECT store_id,
+       piece_start AS start_utc,
+       coalesce(lead(piece_start) OVER (PARTITION BY store_id, open_start ORDER BY piece_start), open_end) AS end_utc,
+       status
+FROM pieces
+ORDER BY store_id, start_utc;

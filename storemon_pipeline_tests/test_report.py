@@ -1,0 +1,342 @@
+"""The report: worked examples, an independent oracle, invariants, the CLI and full size."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storemon_pipeline import report, sample, warehouse
+from storemon_pipeline.assets.ingestion import ingestion_assets
+from storemon_pipeline.assets.report import report_assets
+from storemon_pipeline.resources import build_resources
+from storemon_pipeline.settings import StoremonPaths
+from storemon_pipeline_tests.conftest import SHARED_DATA, requires_shared_data
+from storemon_pipeline_tests.report_oracle import oracle_report
+
+REPO = Path(__file__).resolve().parent.parent
+STORMON = str(Path(sys.executable).parent / "storemon")
+VALUE_COLUMNS = report.REPORT_COLUMNS[1:]
+
+
+def load(conn, polls, hours=(), zones=None) -> None:
+    """Put rows straight into the raw tables (ingestion is tested on its own)."""
+    warehouse.ensure_schema(conn)
+    conn.execute("DELETE FROM raw_store_polls; DELETE FROM raw_business_hours; DELETE FROM raw_store_timezones")
+    if polls:
+        conn.executemany("INSERT INTO raw_store_polls VALUES (?, ?, ?)", [list(p) for p in polls])
+    if hours:
+        conn.executemany("INSERT INTO raw_business_hours VALUES (?, ?, ?, ?)", [list(h) for h in hours])
+    if zones:
+        conn.executemany("INSERT INTO raw_store_timezones VALUES (?, ?)", list(map(list, zones.items())))
+
+
+def compute(polls, hours=(), zones=None, as_of=None) -> dict[str, dict[str, float]]:
+    with duckdb.connect() as conn:
+        load(conn, polls, hours, zones)
+        frame = report.compute_report(conn, as_of)
+    return {row["store_id"]: {c: float(row[c]) for c in VALUE_COLUMNS} for row in frame.to_dict("records")}
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+# --- worked examples (docs/report.md), each computed by hand --------------------------------
+
+
+def test_example_nearest_poll_switches_halfway():
+    # Monday 2023-01-23, America/Chicago (UTC-6), open 09:00-12:00 local, closed other days.
+    # Polls 10:14 (active) and 11:15 (inactive) local; as_of 12:00 local = 18:00 UTC.
+    # Up 09:00-10:44:30 = 1.7417 h, down 10:44:30-12:00 = 1.2583 h; the last hour
+    # (11:00-12:00 local) is all down. Last Monday's hours end exactly where the week starts.
+    got = compute(
+        polls=[("s", utc("2023-01-23 16:14:00"), "active"), ("s", utc("2023-01-23 17:15:00"), "inactive")],
+        hours=[("s", 0, "09:00:00", "12:00:00")],
+        zones={"s": "America/Chicago"},
+        as_of=utc("2023-01-23 18:00:00"),
+    )
+    assert got["s"] == {
+        "uptime_last_hour": 0.0, "uptime_last_day": 1.74, "uptime_last_week": 1.74,
+        "downtime_last_hour": 60.0, "downtime_last_day": 1.26, "downtime_last_week": 1.26,
+    }
+
+
+def test_example_daylight_saving_sunday():
+    # Sunday 2023-03-12, America/Chicago springs forward at 02:00 -> 03:00. Open 01:00-04:00
+    # local is 07:00-09:00 UTC: two hours of business, not three. One active poll at 03:30 CDT.
+    got = compute(
+        polls=[("s", utc("2023-03-12 08:30:00"), "active")],
+        hours=[("s", 6, "01:00:00", "04:00:00")],
+        zones={"s": "America/Chicago"},
+        as_of=utc("2023-03-12 10:00:00"),
+    )
+    assert (got["s"]["uptime_last_day"], got["s"]["downtime_last_day"]) == (2.0, 0.0)
+    assert (got["s"]["uptime_last_hour"], got["s"]["downtime_last_hour"]) == (0.0, 0.0)  # closed 09:00-10:00 UTC
+
+
+def test_example_hours_past_midnight():
+    # Friday 2023-01-27, America/New_York (UTC-5), open 18:00-02:00: 23:00 Fri - 07:00 Sat UTC.
+    # Polls 20:00 local (active) and 01:00 local (inactive) -> switch at 03:30 UTC.
+    got = compute(
+        polls=[("s", utc("2023-01-28 01:00:00"), "active"), ("s", utc("2023-01-28 06:00:00"), "inactive")],
+        hours=[("s", 4, "18:00:00", "02:00:00")],
+        zones={"s": "America/New_York"},
+        as_of=utc("2023-01-28 07:00:00"),
+    )
+    assert got["s"] == {
+        "uptime_last_hour": 0.0, "uptime_last_day": 4.5, "uptime_last_week": 4.5,
+        "downtime_last_hour": 60.0, "downtime_last_day": 3.5, "downtime_last_week": 3.5,
+    }
+
+
+def test_example_two_shifts_a_day():
+    # Monday 2023-01-23, America/Chicago: 09:00-11:00 and 13:00-15:00 local (15-17, 19-21 UTC).
+    # Inactive at 10:00, active at 14:00 local: the switch at 12:00 falls between the shifts.
+    got = compute(
+        polls=[("s", utc("2023-01-23 16:00:00"), "inactive"), ("s", utc("2023-01-23 20:00:00"), "active")],
+        hours=[("s", 0, "09:00:00", "11:00:00"), ("s", 0, "13:00:00", "15:00:00")],
+        as_of=utc("2023-01-23 21:00:00"),
+    )
+    assert got["s"] == {
+        "uptime_last_hour": 60.0, "uptime_last_day": 2.0, "uptime_last_week": 2.0,
+        "downtime_last_hour": 0.0, "downtime_last_day": 2.0, "downtime_last_week": 2.0,
+    }
+
+
+def test_example_no_evidence_and_open_24x7():
+    # "closed" has a poll only outside its hours: all its business time is down.
+    # "always" has no hours (24x7) and no zone: active at 00:00, inactive at 12:00 UTC, so up
+    # until 06:00 and down after, back to the start of the week.
+    got = compute(
+        polls=[
+            ("closed", utc("2023-01-23 14:00:00"), "active"),  # 08:00 local, before opening
+            ("always", utc("2023-01-23 00:00:00"), "active"),
+            ("always", utc("2023-01-23 12:00:00"), "inactive"),
+        ],
+        hours=[("closed", 0, "09:00:00", "12:00:00")],
+        as_of=utc("2023-01-23 18:00:00"),
+    )
+    assert (got["closed"]["uptime_last_day"], got["closed"]["downtime_last_day"]) == (0.0, 3.0)
+    assert got["always"] == {
+        "uptime_last_hour": 0.0, "uptime_last_day": 12.0, "uptime_last_week": 156.0,
+        "downtime_last_hour": 60.0, "downtime_last_day": 12.0, "downtime_last_week": 12.0,
+    }
+
+
+def test_same_instant_polls_with_different_status_count_as_inactive():
+    got = compute(
+        polls=[("s", utc("2023-01-23 12:00:00"), "active"), ("s", utc("2023-01-23 12:00:00"), "inactive")],
+        as_of=utc("2023-01-23 13:00:00"),
+    )
+    assert got["s"]["uptime_last_week"] == 0.0 and got["s"]["downtime_last_week"] == 168.0
+
+
+# --- the oracle, on random stores ------------------------------------------------------------
+
+ZONES = [
+    "America/Chicago", "America/New_York", "America/Los_Angeles", "America/Phoenix", "Europe/London",
+    "Europe/Dublin", "Australia/Sydney", "Australia/Lord_Howe", "America/Santiago", "Asia/Kolkata",
+]
+# Weeks around daylight-saving changes in both directions and both hemispheres.
+DST_DAYS = [
+    datetime(2023, 3, 12), datetime(2023, 11, 5), datetime(2023, 3, 26), datetime(2023, 10, 29),
+    datetime(2023, 4, 2), datetime(2023, 10, 1), datetime(2023, 9, 3), datetime(2023, 1, 20),
+]
+clock = st.one_of(
+    st.sampled_from([time(0), time(23, 59, 59), time(2, 30), time(1, 30), time(12)]),
+    st.builds(time, st.integers(0, 23), st.sampled_from([0, 15, 30, 45, 59])),
+)
+hour_rows = st.lists(st.tuples(st.integers(0, 6), clock, clock), max_size=6)
+store = st.fixed_dictionaries(
+    {
+        "zone": st.one_of(st.none(), st.sampled_from(ZONES)),
+        "hours": hour_rows,
+        "polls": st.lists(
+            st.tuples(st.integers(-10 * 24 * 60, 2 * 24 * 60), st.sampled_from(["active", "inactive"])), min_size=1, max_size=40
+        ),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stores=st.lists(store, min_size=1, max_size=4), around=st.sampled_from(DST_DAYS), as_of_shift=st.one_of(st.none(), st.integers(-3000, 0)))
+def test_report_matches_the_oracle(stores, around, as_of_shift):
+    polls, hours, zones = [], [], {}
+    for i, spec in enumerate(stores):
+        store_id = f"store{i}"
+        if spec["zone"]:
+            zones[store_id] = spec["zone"]
+        hours += [(store_id, day, start.isoformat(), end.isoformat()) for day, start, end in spec["hours"]]
+        polls += [(store_id, around + timedelta(minutes=m, seconds=7), status) for m, status in spec["polls"]]
+    newest = max(t for _, t, _ in polls)
+    as_of = None if as_of_shift is None else newest + timedelta(minutes=as_of_shift)
+    expected = oracle_report(
+        polls, [(s, d, time.fromisoformat(a), time.fromisoformat(b)) for s, d, a, b in hours], zones, as_of
+    )
+    got = compute(polls, hours, zones, as_of)
+    assert set(got) == set(expected)
+    for store_id, row in expected.items():
+        for name, value in row.items():
+            column = name.replace("_hour", "_last_hour").replace("_day", "_last_day").replace("_week", "_last_week")
+            assert abs(got[store_id][column] - value) <= 0.0101, (store_id, column, got[store_id][column], value)
+
+
+@given(local=st.datetimes(min_value=datetime(2022, 1, 1), max_value=datetime(2025, 12, 31)), zone=st.sampled_from(ZONES))
+@settings(max_examples=300, deadline=None)
+def test_local_to_utc_follows_zoneinfo_fold_0(local, zone):
+    from zoneinfo import ZoneInfo
+
+    from storemon_pipeline_tests.report_oracle import to_utc
+
+    local = local.replace(microsecond=0)
+    with duckdb.connect() as conn:
+        conn.execute((report.SQL_DIR / "time_zone_macros.sql").read_text())
+        got = conn.execute("SELECT local_to_utc(?, CAST(? AS TIMESTAMP))", [zone, local]).fetchall()[0][0]
+    assert got == to_utc(local, ZoneInfo(zone))
+
+
+# --- invariants on the sample, through the Dagster assets -------------------------------------
+
+
+def materialize_report(paths: StoremonPaths, as_of: str | None = None) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*ingestion_assets, *report_assets],
+        resources=build_resources(paths),
+        run_config={"ops": {"localized_business_hours": {"config": {"as_of": as_of}}}},
+    )
+
+
+def read_report(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"store_id": str})
+
+
+def check_invariants(frame: pd.DataFrame, business: pd.DataFrame | None = None) -> None:
+    assert list(frame.columns) == report.REPORT_COLUMNS
+    assert frame["store_id"].is_monotonic_increasing and frame["store_id"].is_unique
+    for name, limit in (("hour", 60), ("day", 24), ("week", 168)):
+        up, down = frame[f"uptime_last_{name}"], frame[f"downtime_last_{name}"]
+        assert ((up >= 0) & (down >= -1e-9) & (up + down <= limit + 1e-9)).all(), name
+    if business is not None:  # up + down = business time in the window
+        merged = frame.merge(business, on="store_id")
+        for name in ("hour", "day", "week"):
+            total = merged[f"uptime_last_{name}"] + merged[f"downtime_last_{name}"]
+            assert ((total - merged[f"open_{name}"]).abs() <= 0.011).all(), name
+
+
+def business_time(database: Path) -> pd.DataFrame:
+    with duckdb.connect(str(database)) as conn:
+        return conn.execute(
+            """
+            SELECT store_id,
+              sum(greatest(0, epoch(least(end_utc, as_of)) - epoch(greatest(start_utc, as_of - INTERVAL 1 HOUR)))) / 60 AS open_hour,
+              sum(greatest(0, epoch(least(end_utc, as_of)) - epoch(greatest(start_utc, as_of - INTERVAL 24 HOUR)))) / 3600 AS open_day,
+              sum(greatest(0, epoch(least(end_utc, as_of)) - epoch(greatest(start_utc, as_of - INTERVAL 168 HOUR)))) / 3600 AS open_week
+            FROM localized_business_hours, report_as_of GROUP BY store_id
+            """
+        ).df()
+
+
+def test_report_asset_writes_the_csv_and_metadata(tmp_path):
+    paths = StoremonPaths(home=tmp_path / "home", source_dir=REPO / "data" / "sample")
+    result = materialize_report(paths)
+    meta = result.asset_materializations_for_node("store_report")[0].metadata
+    path = paths.reports_dir / f"{result.run_id}.csv"
+    assert meta["path"].value == str(path) and meta["dagster/row_count"].value == 300
+    newest_poll = pd.to_datetime(
+        pd.read_csv(paths.source_dir / "store_status.csv.gz", dtype=str)["timestamp_utc"].str.removesuffix(" UTC")
+    ).max()
+    assert pd.Timestamp(meta["as_of"].value) == newest_poll
+    assert "store_id" in meta["most_downtime_last_week"].value
+    frame = read_report(path)
+    assert len(frame) == 300
+    check_invariants(frame, business_time(paths.database))
+    assert not list(paths.reports_dir.glob(".*.tmp"))
+    with duckdb.connect(str(paths.database)) as conn:
+        assert conn.execute("SELECT report_id, row_count, path FROM reports").fetchall() == [(result.run_id, 300, str(path))]
+
+
+def test_shuffled_input_gives_the_same_report_and_all_active_means_no_downtime(tmp_path):
+    counts = sample.generate(tmp_path / "a", stores=60, days=9, seed=5)
+    assert counts["polls"] > 0
+    frames = {name: pd.read_csv(tmp_path / "a" / name, dtype=str) for name in ("store_status.csv.gz", "business_hours.csv", "timezones.csv")}
+    shuffled = tmp_path / "b"
+    shuffled.mkdir()
+    for name, frame in frames.items():
+        frame.sample(frac=1, random_state=7)[list(reversed(frame.columns))].to_csv(shuffled / name, index=False)
+    active = tmp_path / "c"
+    active.mkdir()
+    for name, frame in frames.items():
+        frame.assign(**({"status": "active"} if "status" in frame else {})).to_csv(active / name, index=False)
+    reports = {}
+    for name in ("a", "b", "c"):
+        out = tmp_path / f"{name}.csv"
+        done = subprocess.run([STORMON, "report", "--data-dir", str(tmp_path / name), "--out", str(out)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        reports[name] = read_report(out)
+    pd.testing.assert_frame_equal(reports["a"], reports["b"])
+    assert (reports["c"][["downtime_last_hour", "downtime_last_day", "downtime_last_week"]] >= 0).all().all()
+    with_evidence = reports["c"][reports["c"]["uptime_last_week"] > 0]
+    assert len(with_evidence) > 0
+    assert (with_evidence[["downtime_last_hour", "downtime_last_day", "downtime_last_week"]] == 0).all().all()
+
+
+def test_an_earlier_as_of_ignores_later_polls(tmp_path):
+    source = REPO / "data" / "sample"
+    as_of = "2023-03-13 06:30:00"
+    explicit = tmp_path / "explicit.csv"
+    done = subprocess.run([STORMON, "report", "--data-dir", str(source), "--as-of", as_of, "--out", str(explicit)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    # The same report from a file cut at as_of.
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    polls = pd.read_csv(source / "store_status.csv.gz", dtype=str)
+    stamps = pd.to_datetime(polls["timestamp_utc"].str.removesuffix(" UTC"))
+    polls[stamps <= pd.Timestamp(as_of)].to_csv(cut / "store_status.csv", index=False)
+    for name in ("business_hours.csv", "timezones.csv"):
+        (cut / name).write_bytes((source / name).read_bytes())
+    cut_report = tmp_path / "cut.csv"
+    done = subprocess.run([STORMON, "report", "--data-dir", str(cut), "--as-of", as_of, "--out", str(cut_report)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    pd.testing.assert_frame_equal(read_report(explicit), read_report(cut_report))
+    full = subprocess.run([STORMON, "report", "--data-dir", str(source)], capture_output=True, text=True)
+    assert read_report(explicit).shape == read_report(pd.io.common.StringIO(full.stdout)).shape
+    assert not read_report(explicit).equals(read_report(pd.io.common.StringIO(full.stdout)))
+
+
+def test_cli_bad_input_exits_non_zero_with_the_errors(tmp_path):
+    source = tmp_path / "src"
+    sample.generate(source, stores=5, days=2, seed=1)
+    (source / "timezones.csv").write_text("store_id,zone\n1,America/Chicago\n")
+    done = subprocess.run([STORMON, "report", "--data-dir", str(source)], capture_output=True, text=True)
+    assert done.returncode == 1 and done.stdout == ""
+    assert "timezones.csv: line 1: missing column(s) timezone_str" in done.stderr
+    (source / "timezones.csv").write_text("store_id,timezone_str\n1,Nowhere/Atlantis\n")
+    done = subprocess.run([STORMON, "report", "--data-dir", str(source)], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout.startswith("store_id,uptime_last_hour")
+    assert "timezones.csv: line 2: timezone_str is not a known IANA time zone" in done.stderr
+
+
+@requires_shared_data
+def test_full_size_public_dataset(tmp_path):
+    counts = sample.generate(tmp_path / "full", days=8, seed=11, real_dir=SHARED_DATA)
+    assert counts["stores"] > 13_000 and counts["polls"] > 1_700_000
+    home, out = tmp_path / "home", tmp_path / "report.csv"
+    done = subprocess.run(
+        [STORMON, "report", "--data-dir", str(tmp_path / "full"), "--home", str(home), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    frame = read_report(out)
+    assert len(frame) == counts["stores"]
+    check_invariants(frame, business_time(home / "storemon.duckdb"))
+    print(f"full size: {counts}")
