@@ -6,15 +6,13 @@ share one ``as_of`` through the one-row table ``report_as_of``, written by the f
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from storemon_pipeline.warehouse import ensure_schema, fetch_value, transaction
+from storemon_pipeline.warehouse import ensure_schema, fetch_value, transaction, write_query_csv
 
 SQL_DIR = Path(__file__).with_name("sql")
 REPORT_COLUMNS = [
@@ -86,16 +84,8 @@ def build_store_report(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def write_report_csv(conn: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """Write the store_report table to ``path`` atomically (temp file + rename); returns rows."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        conn.execute(f"COPY (SELECT {', '.join(REPORT_COLUMNS)} FROM store_report ORDER BY store_id) TO '{tmp}' (FORMAT csv, HEADER)")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write the store_report table to ``path`` atomically; returns its row count."""
+    write_query_csv(conn, f"SELECT {', '.join(REPORT_COLUMNS)} FROM store_report ORDER BY store_id", path)
     return fetch_value(conn, "SELECT count(*) FROM store_report")
 
 

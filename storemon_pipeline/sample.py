@@ -13,13 +13,13 @@ code generates the benchmark datasets with millions of polls.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+
+from storemon_pipeline.warehouse import write_query_csv
 
 DEFAULT_END = pd.Timestamp("2023-03-14 12:00:00")  # the preceding week crosses 2023-03-12 (US DST)
 ZONES = np.array(
@@ -122,23 +122,9 @@ def generate_polls(
     )
 
 
-def write_csv(conn: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
-    """Write a query's result as CSV (gzip if the name ends in .gz), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    compression = "gzip" if path.suffix == ".gz" else "none"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        conn.execute(f"COPY ({query}) TO '{tmp}' (FORMAT csv, HEADER, COMPRESSION {compression})")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_polls(conn: duckdb.DuckDBPyConnection, polls: pd.DataFrame, path: Path) -> None:
     conn.register("generated_polls", polls)
-    write_csv(
+    write_query_csv(
         conn,
         """
         SELECT store_id, status,
@@ -154,7 +140,7 @@ def write_polls(conn: duckdb.DuckDBPyConnection, polls: pd.DataFrame, path: Path
 
 def write_frame(conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame, path: Path) -> None:
     conn.register("generated_frame", frame)
-    write_csv(conn, "SELECT * FROM generated_frame", path)
+    write_query_csv(conn, "SELECT * FROM generated_frame", path)
     conn.unregister("generated_frame")
 
 
@@ -198,7 +184,7 @@ def generate(
         if real_dir is not None:
             ids = real_store_ids(Path(real_dir))
             for name in ("business_hours.csv.gz", "timezones.csv.gz"):
-                write_csv(conn, f"SELECT * FROM read_csv('{Path(real_dir) / name}', all_varchar = true)", out / name)
+                write_query_csv(conn, f"SELECT * FROM read_csv('{Path(real_dir) / name}', all_varchar = true)", out / name)
             hours_rows = conn.execute(f"SELECT count(*) FROM '{out / 'business_hours.csv.gz'}'").fetchall()[0][0]
             zone_rows = conn.execute(f"SELECT count(*) FROM '{out / 'timezones.csv.gz'}'").fetchall()[0][0]
         else:

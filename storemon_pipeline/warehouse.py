@@ -8,6 +8,8 @@ visible and the previous data stays as it was.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -79,6 +81,21 @@ def fetch_value(conn: duckdb.DuckDBPyConnection, sql: str, params=None):
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(SCHEMA_SQL)
+
+
+def write_query_csv(conn: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+    """Write a query's result as CSV (gzip if the name ends in .gz), atomically: temp file + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compression = "gzip" if path.suffix == ".gz" else "none"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        conn.execute(f"COPY ({query}) TO '{tmp}' (FORMAT csv, HEADER, COMPRESSION {compression})")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 @contextmanager
