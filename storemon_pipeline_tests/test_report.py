@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import random
+import io
 import subprocess
 import sys
 from datetime import datetime, time, timedelta
@@ -11,7 +11,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +23,7 @@ from storemon_pipeline_tests.conftest import SHARED_DATA, requires_shared_data
 from storemon_pipeline_tests.report_oracle import oracle_report
 
 REPO = Path(__file__).resolve().parent.parent
-STORMON = str(Path(sys.executable).parent / "storemon")
+STOREMON = str(Path(sys.executable).parent / "storemon")
 VALUE_COLUMNS = report.REPORT_COLUMNS[1:]
 
 
@@ -280,7 +279,7 @@ def test_shuffled_input_gives_the_same_report_and_all_active_means_no_downtime(t
     reports = {}
     for name in ("a", "b", "c"):
         out = tmp_path / f"{name}.csv"
-        done = subprocess.run([STORMON, "report", "--data-dir", str(tmp_path / name), "--out", str(out)], capture_output=True, text=True)
+        done = subprocess.run([STOREMON, "report", "--data-dir", str(tmp_path / name), "--out", str(out)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         reports[name] = read_report(out)
     pd.testing.assert_frame_equal(reports["a"], reports["b"])
@@ -294,7 +293,7 @@ def test_an_earlier_as_of_ignores_later_polls(tmp_path):
     source = REPO / "data" / "sample"
     as_of = "2023-03-13 06:30:00"
     explicit = tmp_path / "explicit.csv"
-    done = subprocess.run([STORMON, "report", "--data-dir", str(source), "--as-of", as_of, "--out", str(explicit)], capture_output=True, text=True)
+    done = subprocess.run([STOREMON, "report", "--data-dir", str(source), "--as-of", as_of, "--out", str(explicit)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     # The same report from a file cut at as_of.
     cut = tmp_path / "cut"
@@ -305,23 +304,23 @@ def test_an_earlier_as_of_ignores_later_polls(tmp_path):
     for name in ("business_hours.csv", "timezones.csv"):
         (cut / name).write_bytes((source / name).read_bytes())
     cut_report = tmp_path / "cut.csv"
-    done = subprocess.run([STORMON, "report", "--data-dir", str(cut), "--as-of", as_of, "--out", str(cut_report)], capture_output=True, text=True)
+    done = subprocess.run([STOREMON, "report", "--data-dir", str(cut), "--as-of", as_of, "--out", str(cut_report)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     pd.testing.assert_frame_equal(read_report(explicit), read_report(cut_report))
-    full = subprocess.run([STORMON, "report", "--data-dir", str(source)], capture_output=True, text=True)
-    assert read_report(explicit).shape == read_report(pd.io.common.StringIO(full.stdout)).shape
-    assert not read_report(explicit).equals(read_report(pd.io.common.StringIO(full.stdout)))
+    full = subprocess.run([STOREMON, "report", "--data-dir", str(source)], capture_output=True, text=True)
+    assert read_report(explicit).shape == read_report(io.StringIO(full.stdout)).shape
+    assert not read_report(explicit).equals(read_report(io.StringIO(full.stdout)))
 
 
 def test_cli_bad_input_exits_non_zero_with_the_errors(tmp_path):
     source = tmp_path / "src"
     sample.generate(source, stores=5, days=2, seed=1)
     (source / "timezones.csv").write_text("store_id,zone\n1,America/Chicago\n")
-    done = subprocess.run([STORMON, "report", "--data-dir", str(source)], capture_output=True, text=True)
+    done = subprocess.run([STOREMON, "report", "--data-dir", str(source)], capture_output=True, text=True)
     assert done.returncode == 1 and done.stdout == ""
     assert "timezones.csv: line 1: missing column(s) timezone_str" in done.stderr
     (source / "timezones.csv").write_text("store_id,timezone_str\n1,Nowhere/Atlantis\n")
-    done = subprocess.run([STORMON, "report", "--data-dir", str(source)], capture_output=True, text=True)
+    done = subprocess.run([STOREMON, "report", "--data-dir", str(source)], capture_output=True, text=True)
     assert done.returncode == 2 and done.stdout.startswith("store_id,uptime_last_hour")
     assert "timezones.csv: line 2: timezone_str is not a known IANA time zone" in done.stderr
 
@@ -332,7 +331,7 @@ def test_full_size_public_dataset(tmp_path):
     assert counts["stores"] > 13_000 and counts["polls"] > 1_700_000
     home, out = tmp_path / "home", tmp_path / "report.csv"
     done = subprocess.run(
-        [STORMON, "report", "--data-dir", str(tmp_path / "full"), "--home", str(home), "--out", str(out)],
+        [STOREMON, "report", "--data-dir", str(tmp_path / "full"), "--home", str(home), "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]

@@ -6,7 +6,6 @@ from typing import Any
 from datetime import datetime, timezone
 
 import dagster as dg
-import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from storemon_pipeline import sources, warehouse
