@@ -63,9 +63,12 @@ def paths(tmp_path: Path, source_dir: Path) -> StoremonPaths:
     return StoremonPaths(home=tmp_path / "home", source_dir=source_dir)
 
 
-def materialize_ingestion(paths: StoremonPaths, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+def materialize_ingestion(
+    paths: StoremonPaths, raise_on_error: bool = True, instance: dg.DagsterInstance | None = None
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*ingestion_assets, *ingestion_checks],
         resources=build_resources(paths),
         raise_on_error=raise_on_error,
+        instance=instance,
     )
