@@ -17,6 +17,9 @@ setup(
         "pandera>=0.35,<0.36",
         "pyarrow>=20",
         "tzdata>=2025.1",
+        # The REST API; both already come with dagster-webserver.
+        "starlette",
+        "uvicorn",
     ],
     extras_require={
         "test": ["pytest>=9,<10", "hypothesis>=6.100,<7"],

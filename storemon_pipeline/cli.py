@@ -5,17 +5,29 @@
 ingests DIR into a fresh temporary home (or --home) and runs the report through the same
 Dagster assets, in process. Exit codes: 0 report written; 1 a source file could not be used
 (nothing written); 2 report written but some rows were rejected (listed on stderr).
+
+    storemon trigger-report [--host H] [--port P] [--as-of TIMESTAMP]
+    storemon get-report REPORT_ID [--out FILE] [--host H] [--port P] [--home DIR]
+
+talk to a running Dagster webserver through its GraphQL API (``make run`` starts one):
+trigger-report launches ``report_job`` and prints the run id, which is the report_id;
+get-report prints Running, Complete (and writes the CSV) or Failed (and the error).
+Exit codes of get-report: 0 Complete; 1 Failed; 3 Running; 4 no such report;
+5 Dagster did not answer. Malformed ids are usage errors (2).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED_ROWS = 0, 1, 2
+EXIT_USAGE, EXIT_RUNNING, EXIT_UNKNOWN_REPORT, EXIT_DAGSTER_UNAVAILABLE = 2, 3, 4, 5
 
 
 def run_report(data_dir: Path, home: Path, as_of: str | None) -> tuple[bool, Path | None, list[str], list[str]]:
@@ -79,6 +91,72 @@ def report_command(args: argparse.Namespace) -> int:
             shutil.rmtree(home, ignore_errors=True)
 
 
+def _report_runs(args: argparse.Namespace):
+    from storemon_pipeline.report_runs import ReportRuns
+    from storemon_pipeline.settings import paths_from_env
+
+    paths = paths_from_env()
+    if getattr(args, "home", None):
+        paths = dataclasses.replace(paths, home=Path(args.home).resolve())
+    return ReportRuns(args.host, args.port, paths.reports_dir)
+
+
+def trigger_report_command(args: argparse.Namespace) -> int:
+    from storemon_pipeline.report import ReportError, parse_as_of
+    from storemon_pipeline.report_runs import DagsterUnavailable
+
+    try:
+        parse_as_of(args.as_of)  # fail here, not minutes later in a queued run
+        print(_report_runs(args).trigger(args.as_of, trigger="cli"))
+    except ReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except DagsterUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_DAGSTER_UNAVAILABLE
+    return EXIT_OK
+
+
+def get_report_command(args: argparse.Namespace) -> int:
+    from storemon_pipeline.report_runs import DagsterUnavailable, InvalidReportId, ReportState, UnknownReport
+
+    try:
+        run = _report_runs(args).lookup(args.report_id)
+    except InvalidReportId as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except UnknownReport as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN_REPORT
+    except DagsterUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_DAGSTER_UNAVAILABLE
+    if run.state is ReportState.RUNNING:
+        print(ReportState.RUNNING.value)
+        return EXIT_RUNNING
+    if run.state is ReportState.FAILED:
+        print(f"{ReportState.FAILED.value}: {run.error}")
+        return EXIT_FAILED
+    out = Path(args.out or f"report-{run.report_id}.csv")
+    _copy_atomically(run.path, out)
+    print(f"{ReportState.COMPLETE.value}: {out}")
+    return EXIT_OK
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(source, partial)
+    partial.replace(target)
+
+
+def _add_dagster_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=os.environ.get("STOREMON_HOST", "127.0.0.1"), help="Dagster webserver host")
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("STOREMON_DAGSTER_PORT", "3000")), help="Dagster webserver port"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="storemon", description="Store uptime/downtime during business hours.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +166,18 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--out", help="write the CSV here instead of stdout")
     report.add_argument("--home", help="keep state here instead of a temporary folder")
     report.set_defaults(handler=report_command)
+
+    trigger = commands.add_parser("trigger-report", help="launch report_job on a running Dagster; print the report_id")
+    _add_dagster_address(trigger)
+    trigger.add_argument("--as-of", help="the report's now, UTC (default: the newest ingested poll)")
+    trigger.set_defaults(handler=trigger_report_command)
+
+    get = commands.add_parser("get-report", help="print Running/Complete/Failed; write the CSV when Complete")
+    get.add_argument("report_id", help="the id trigger-report printed (a Dagster run id)")
+    get.add_argument("--out", help="where to write the CSV (default: ./report-<id>.csv)")
+    get.add_argument("--home", help="the storemon home the server uses (default: $STOREMON_HOME or .storemon)")
+    _add_dagster_address(get)
+    get.set_defaults(handler=get_report_command)
     args = parser.parse_args(argv)
     return args.handler(args)
 

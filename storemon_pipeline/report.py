@@ -47,7 +47,10 @@ def parse_as_of(text: str | None) -> datetime | None:
     """An explicit as_of: any ISO 8601 form or the dataset's '... UTC' form; naive means UTC."""
     if text is None or not str(text).strip():
         return None
-    stamp = pd.Timestamp(str(text).strip().removesuffix(" UTC"))
+    try:
+        stamp = pd.Timestamp(str(text).strip().removesuffix(" UTC"))
+    except ValueError as error:
+        raise ReportError(f"as_of {text!r} is not a timestamp (e.g. 2023-01-25 18:00:00 UTC): {error}") from None
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp.to_pydatetime()

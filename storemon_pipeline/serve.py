@@ -2,9 +2,10 @@
 
     python -m storemon_pipeline.serve          # what `make run` does
 
-Starts the Dagster webserver and daemon on 127.0.0.1 with the instance under
-``$STOREMON_HOME/dagster``, ingests the source folder through a real ``ingest_job`` run, and
-prints where everything is. Each child runs in its own session, so a signal to this process
+Starts the Dagster webserver and daemon (instance under ``$STOREMON_HOME/dagster``) and the
+REST API, all on 127.0.0.1; ingests the source folder through a real ``ingest_job`` run (the
+``report_on_new_polls`` sensor then computes a first report), and prints where everything is.
+Ports: ``STOREMON_DAGSTER_PORT`` (3000) and ``STOREMON_API_PORT`` (8000). Each child runs in its own session, so a signal to this process
 is forwarded to whole process trees, which are then waited for.
 """
 
@@ -88,12 +89,6 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def start_dagster(services: Services, host: str, port: int) -> None:
-    workspace = str(REPO_ROOT / "workspace.yaml")
-    services.start("dagster-webserver", [str(BIN / "dagster-webserver"), "-h", host, "-p", str(port), "-w", workspace])
-    services.start("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
-
-
 def wait_for_http(url: str, services: Services, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -121,11 +116,26 @@ def wait_for_run(client, run_id: str, timeout: float = 600) -> str:
     raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s")
 
 
+def start_storemon(services: Services, host: str, dagster_port: int, api_port: int) -> None:
+    """Start the webserver, the daemon and the REST API; return once all of them answer."""
+    workspace = str(REPO_ROOT / "workspace.yaml")
+    services.start("dagster-webserver", [str(BIN / "dagster-webserver"), "-h", host, "-p", str(dagster_port), "-w", workspace])
+    services.start("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
+    services.start("storemon-api", [sys.executable, "-m", "storemon_pipeline.api"])
+    wait_for_http(f"http://{host}:{dagster_port}/server_info", services)
+    wait_for_http(f"http://{host}:{api_port}/health", services)
+
+
 def main() -> None:
     paths = paths_from_env()
     host = os.environ.get("STOREMON_HOST", "127.0.0.1")
     dagster_port = int(os.environ.get("STOREMON_DAGSTER_PORT", "3000"))
-    env = prepare_instance(paths)
+    api_port = int(os.environ.get("STOREMON_API_PORT", "8000"))
+    env = prepare_instance(paths) | {
+        "STOREMON_HOST": host,
+        "STOREMON_DAGSTER_PORT": str(dagster_port),
+        "STOREMON_API_PORT": str(api_port),
+    }
     os.environ.update(env)
     stop_requested = False
 
@@ -139,17 +149,19 @@ def main() -> None:
     with Services(env=env, log_dir=paths.home / "logs") as services:
         try:
             print(f"storemon: home {paths.home}, sources {paths.source_dir}", flush=True)
-            start_dagster(services, host, dagster_port)
-            wait_for_http(f"http://{host}:{dagster_port}/server_info", services)
+            start_storemon(services, host, dagster_port, api_port)
             from dagster_graphql import DagsterGraphQLClient
 
             client = DagsterGraphQLClient(host, port_number=dagster_port)
-            run_id = client.submit_job_execution("ingest_job")
+            run_id = client.submit_job_execution("ingest_job", tags={"storemon/trigger": "make-run"})
             print(f"storemon: ingesting the sources (run {run_id}) ...", flush=True)
             print(f"storemon: ingest_job {wait_for_run(client, run_id)}", flush=True)
             print(f"storemon: Dagster UI      http://{host}:{dagster_port}", flush=True)
+            print(f"storemon: REST API        http://{host}:{api_port}  (POST /trigger_report, GET /get_report?report_id=, /openapi.json)", flush=True)
+            print(f"storemon: GraphQL         http://{host}:{dagster_port}/graphql  (storemon trigger-report / get-report)", flush=True)
+            print(f"storemon: reports         {paths.reports_dir}", flush=True)
             print(f"storemon: logs            {services.log_dir}", flush=True)
-            print("storemon: press Ctrl-C to stop", flush=True)
+            print("storemon: ready; press Ctrl-C to stop", flush=True)
             while not stop_requested:
                 services.check_alive()
                 time.sleep(1)

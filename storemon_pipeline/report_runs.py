@@ -1,0 +1,177 @@
+"""Report runs seen through Dagster's GraphQL API: trigger one, and look one up by report_id.
+
+Shared by ``storemon trigger-report``/``get-report`` and the REST API, so the three ways in
+(UI, GraphQL, REST) agree: a report is the CSV that a ``report_job`` run wrote to
+``reports/<run id>.csv``, and its state is the run's state. Nothing here opens DuckDB.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+from storemon_pipeline.assets.report import report_path
+from storemon_pipeline.jobs import REPORT_JOB_NAME
+
+# Dagster run ids are UUIDs; only this exact shape may ever become part of a file name.
+_REPORT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+_RUNNING = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "MANAGED"}
+_FAILED = {"FAILURE", "CANCELED", "CANCELING"}
+
+RUN_QUERY = """
+query StoremonReportRun($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { runId jobName status assetSelection { path } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RUN_EVENTS_QUERY = """
+query StoremonRunFailure($runId: ID!) {
+  logsForRun(runId: $runId) {
+    __typename
+    ... on EventConnection {
+      events {
+        __typename
+        ... on ExecutionStepFailureEvent { stepKey error { message causes { message } } }
+        ... on RunFailureEvent { message error { message causes { message } } }
+        ... on RunCanceledEvent { message }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+class ReportState(str, Enum):
+    RUNNING = "Running"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+
+
+class InvalidReportId(ValueError):
+    """The text is not a report id (a Dagster run id)."""
+
+
+class UnknownReport(LookupError):
+    """No report_job run has this id."""
+
+
+class DagsterUnavailable(RuntimeError):
+    """The Dagster webserver did not answer."""
+
+
+@dataclass(frozen=True)
+class ReportRun:
+    report_id: str
+    state: ReportState
+    run_status: str
+    error: str | None = None
+    path: Path | None = None
+
+
+def parse_report_id(text: str | None) -> str:
+    """The canonical (lower-case) report id, or InvalidReportId."""
+    candidate = (text or "").strip().lower()
+    if not candidate:
+        raise InvalidReportId("report_id is required")
+    if not _REPORT_ID.fullmatch(candidate):
+        raise InvalidReportId(f"report_id {text!r} is not a run id (expected a UUID like 0b6d…-…)")
+    return candidate
+
+
+class ReportRuns:
+    """Trigger and look up report runs on one Dagster webserver; read CSVs from reports_dir."""
+
+    def __init__(self, host: str, port: int, reports_dir: Path, timeout: int = 60):
+        self.host, self.port, self.reports_dir, self.timeout = host, port, Path(reports_dir), timeout
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/graphql"
+
+    def _client(self) -> DagsterGraphQLClient:
+        # One client per call: the gql session is not shared between threads of the REST API.
+        return DagsterGraphQLClient(self.host, port_number=self.port, timeout=self.timeout)
+
+    def _query(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self._client()._execute(query, variables)
+        except DagsterGraphQLClientError as error:
+            raise DagsterUnavailable(f"Dagster GraphQL at {self.url} failed: {error}") from error
+
+    def ping(self) -> str:
+        """The Dagster version, or DagsterUnavailable."""
+        return self._query("query StoremonPing { version }", {})["version"]
+
+    def trigger(self, as_of: str | None = None, trigger: str = "api") -> str:
+        """Launch report_job (queued behind any run holding the DuckDB pool); return its run id."""
+        run_config = {"ops": {"localized_business_hours": {"config": {"as_of": as_of}}}} if as_of else {}
+        try:
+            return self._client().submit_job_execution(
+                REPORT_JOB_NAME, run_config=run_config, tags={"storemon/trigger": trigger}
+            )
+        except DagsterGraphQLClientError as error:
+            raise DagsterUnavailable(f"could not launch {REPORT_JOB_NAME} through {self.url}: {error}") from error
+
+    def lookup(self, report_id: str) -> ReportRun:
+        """The report's state; UnknownReport if the id is not a run that materializes the report."""
+        report_id = parse_report_id(report_id)
+        run = self._query(RUN_QUERY, {"runId": report_id})["runOrError"]
+        if run["__typename"] == "RunNotFoundError":
+            raise UnknownReport(f"no run has id {report_id}")
+        if run["__typename"] != "Run":
+            raise DagsterUnavailable(f"Dagster could not look up run {report_id}: {run.get('message', run['__typename'])}")
+        if not _materializes_the_report(run):
+            raise UnknownReport(f"run {report_id} ran {run['jobName']}, not {REPORT_JOB_NAME}")
+        status = run["status"]
+        if status in _RUNNING:
+            return ReportRun(report_id, ReportState.RUNNING, status)
+        if status in _FAILED:
+            return ReportRun(report_id, ReportState.FAILED, status, error=self._failure_text(report_id, status))
+        path = report_path(self.reports_dir, report_id)
+        if status == "SUCCESS" and path.is_file():
+            return ReportRun(report_id, ReportState.COMPLETE, status, path=path)
+        error = f"the run succeeded but its report file {path} is missing" if status == "SUCCESS" else f"run status {status}"
+        return ReportRun(report_id, ReportState.FAILED, status, error=error)
+
+    def _failure_text(self, report_id: str, status: str) -> str:
+        if status == "CANCELING":
+            return "the run is being cancelled"
+        logs = self._query(RUN_EVENTS_QUERY, {"runId": report_id})["logsForRun"]
+        events = logs.get("events", []) if logs["__typename"] == "EventConnection" else []
+        step_failures = [
+            f"{event['stepKey']}: {_innermost_message(event['error'])}"
+            for event in events
+            if event["__typename"] == "ExecutionStepFailureEvent"
+        ]
+        if step_failures:
+            return "; ".join(step_failures)
+        for event in reversed(events):
+            if event["__typename"] == "RunFailureEvent":
+                return _innermost_message(event["error"]) if event.get("error") else event["message"]
+            if event["__typename"] == "RunCanceledEvent":
+                return event["message"]
+        return "the run was cancelled" if status == "CANCELED" else "the run failed"
+
+
+def _materializes_the_report(run: dict[str, Any]) -> bool:
+    # report_job runs, and runs launched from the UI's "Materialize" that include store_report.
+    selected = {tuple(key["path"]) for key in run.get("assetSelection") or []}
+    return run["jobName"] == REPORT_JOB_NAME or ("store_report",) in selected
+
+
+def _innermost_message(error: dict[str, Any]) -> str:
+    # Dagster wraps user errors ("Error occurred while executing op ..."); the last cause is
+    # the one that says what is wrong (e.g. "no polls have been ingested").
+    causes = error.get("causes") or []
+    return (causes[-1]["message"] if causes else error["message"]).strip()
