@@ -149,6 +149,11 @@ class ReportRuns:
             return "the run is being cancelled"
         logs = self._query(RUN_EVENTS_QUERY, {"runId": report_id})["logsForRun"]
         events = logs.get("events", []) if logs["__typename"] == "EventConnection" else []
+        if status == "CANCELED":
+            # (A cancelled step fails with a bare DagsterExecutionInterruptedError; the run's
+            # own event says what happened.)
+            cancelled = [event["message"] for event in events if event["__typename"] == "RunCanceledEvent"]
+            return cancelled[-1] if cancelled else "the run was cancelled"
         step_failures = [
             f"{event['stepKey']}: {_innermost_message(event['error'])}"
             for event in events
@@ -156,12 +161,11 @@ class ReportRuns:
         ]
         if step_failures:
             return "; ".join(step_failures)
-        for event in reversed(events):
-            if event["__typename"] == "RunFailureEvent":
-                return _innermost_message(event["error"]) if event.get("error") else event["message"]
-            if event["__typename"] == "RunCanceledEvent":
-                return event["message"]
-        return "the run was cancelled" if status == "CANCELED" else "the run failed"
+        run_failures = [event for event in events if event["__typename"] == "RunFailureEvent"]
+        if run_failures:
+            failure = run_failures[-1]
+            return _innermost_message(failure["error"]) if failure.get("error") else failure["message"]
+        return "the run failed"
 
 
 def _materializes_the_report(run: dict[str, Any]) -> bool:

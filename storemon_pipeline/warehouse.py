@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -88,10 +88,11 @@ def write_query_csv(conn: duckdb.DuckDBPyConnection, query: str, path: Path) -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     compression = "gzip" if path.suffix == ".gz" else "none"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    # A hidden name that does not exist yet: DuckDB then writes it in place (for an existing
+    # file it would write a visible tmp_<name> of its own first).
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        conn.execute(f"COPY ({query}) TO '{tmp}' (FORMAT csv, HEADER, COMPRESSION {compression})")
+        conn.execute(f"COPY ({query}) TO '{tmp}' (FORMAT csv, HEADER, COMPRESSION {compression}, USE_TMP_FILE false)")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -12,7 +12,16 @@ REPO = Path(__file__).resolve().parent.parent
 def test_definitions_load():
     assert isinstance(defs, dg.Definitions)
     repository = defs.get_repository_def()
-    assert {"ingest_job"} <= {job.name for job in repository.get_all_jobs()}
+    assert {"ingest_job", "report_job"} <= {job.name for job in repository.get_all_jobs()}
+    report_job = defs.resolve_job_def("report_job")
+    assert {key.to_user_string() for key in report_job.asset_layer.executable_asset_keys} == {
+        "localized_business_hours",
+        "status_intervals",
+        "store_report",
+    }
+    sensor = defs.get_sensor_def("report_on_new_polls")
+    assert sensor.job_name == "report_job"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     schedule = defs.get_schedule_def("hourly_ingest")
     assert schedule.cron_schedule == "0 * * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING

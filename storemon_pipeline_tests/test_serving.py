@@ -1,0 +1,189 @@
+"""Serving end to end: real webserver, daemon and REST API on loopback ports, real HTTP.
+
+One server (what `make run` starts) serves the whole module; tests run in file order and
+the ones that change the data come last.
+"""
+
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from storemon_pipeline.settings import StoremonPaths
+from storemon_pipeline_tests.services import STOREMON, StoremonServer, copy_sample_sources, free_port, port_is_open
+
+pytestmark = pytest.mark.services
+
+SENSOR = {"storemon/trigger": "sensor"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    paths = StoremonPaths(home=root / "home", source_dir=copy_sample_sources(root / "sources"))
+    server = StoremonServer(paths, dagster_port=free_port(), api_port=free_port())
+    server.start()
+    yield server
+    server.stop()
+    assert "storemon: stopped" in server.output
+    assert not port_is_open(server.dagster_port) and not port_is_open(server.api_port)
+
+
+def storemon_report(server: StoremonServer, tmp_path: Path, *args: str) -> str:
+    out = tmp_path / f"cli-{uuid.uuid4().hex}.csv"
+    done = subprocess.run(
+        [str(STOREMON), "report", "--data-dir", str(server.paths.source_dir), "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return out.read_text()
+
+
+def test_make_run_prints_where_everything_is(server):
+    assert f"http://127.0.0.1:{server.dagster_port}" in server.output
+    assert f"http://127.0.0.1:{server.api_port}" in server.output
+    assert "ingest_job SUCCESS" in server.output
+
+
+def test_rest_report_equals_the_storemon_report_command(server, tmp_path):
+    report_id = server.trigger_rest()
+    response = server.wait_for_report(report_id)
+    assert response.status_code == 200
+    assert response.headers["X-Report-Status"] == "Complete"
+    assert response.headers["Content-Type"].startswith("text/csv")
+    assert response.headers["Content-Disposition"] == f'attachment; filename="report-{report_id}.csv"'
+    assert response.text == storemon_report(server, tmp_path)
+    assert response.text.count("\n") == 301  # header + the sample's 300 stores
+
+
+def test_graphql_cli_report_with_as_of_equals_the_storemon_report_command(server, tmp_path):
+    as_of = "2023-03-12 09:30:00"
+    triggered = server.storemon("trigger-report", "--as-of", as_of)
+    assert triggered.returncode == 0, triggered.stderr
+    report_id = triggered.stdout.strip()
+    uuid.UUID(report_id)
+    assert server.wait_for_run(report_id) == "SUCCESS"
+    out = tmp_path / "graphql.csv"
+    fetched = server.storemon("get-report", report_id, "--out", str(out))
+    assert (fetched.returncode, fetched.stdout.strip()) == (0, f"Complete: {out}")
+    assert out.read_text() == storemon_report(server, tmp_path, "--as-of", as_of)
+    # The same report through REST.
+    assert server.get_report(report_id).text == out.read_text()
+
+
+def test_get_report_prints_running_until_the_run_is_done(server):
+    server.wait_until_idle()
+    report_id = server.storemon("trigger-report").stdout.strip()
+    running = server.storemon("get-report", report_id, "--out", "/dev/null")
+    assert (running.returncode, running.stdout.strip()) == (3, "Running")
+    rest = server.get_report(report_id)
+    assert rest.status_code == 200
+    assert rest.json() == {"report_id": report_id, "status": "Running", "run_status": rest.json()["run_status"]}
+    assert server.wait_for_report(report_id).headers["X-Report-Status"] == "Complete"
+
+
+def test_ten_triggers_at_once_all_complete(server):
+    with ThreadPoolExecutor(10) as pool:
+        report_ids = list(pool.map(lambda _: server.trigger_rest(), range(10)))
+    assert len(set(report_ids)) == 10
+    responses = [server.wait_for_report(report_id, timeout=600) for report_id in report_ids]
+    assert [response.headers["X-Report-Status"] for response in responses] == ["Complete"] * 10, [
+        response.text for response in responses if response.headers["X-Report-Status"] != "Complete"
+    ]
+    assert len({response.text for response in responses}) == 1  # same data, same report
+
+
+def test_an_ingest_racing_a_report_both_succeed(server):
+    ingest_id = server.graphql().submit_job_execution("ingest_job")
+    report_id = server.trigger_rest()
+    assert server.wait_for_run(ingest_id) == "SUCCESS"
+    assert server.wait_for_report(report_id).headers["X-Report-Status"] == "Complete"
+
+
+def test_ids_that_are_not_report_runs(server):
+    unknown = str(uuid.uuid4())
+    response = server.get_report(unknown)
+    assert response.status_code == 404 and unknown in response.json()["error"]
+    ingest_run = server.runs({"storemon/trigger": "make-run"})[0]["runId"]
+    response = server.get_report(ingest_run)
+    assert response.status_code == 404 and "ingest_job" in response.json()["error"]
+    for malformed in [None, "", "42", "../../etc/passwd", unknown + "/x"]:
+        response = server.get_report(malformed)
+        assert response.status_code == 400 and response.json()["error"], malformed
+    assert server.storemon("get-report", unknown).returncode == 4
+    assert server.storemon("get-report", "../../etc/passwd").returncode == 2
+    assert server.storemon("trigger-report", "--as-of", "not a time").returncode == 2
+
+
+def test_health_and_openapi(server):
+    import requests
+
+    assert requests.get(f"{server.api}/health", timeout=30).json()["status"] == "ok"
+    assert set(requests.get(f"{server.api}/openapi.json", timeout=30).json()["paths"]) == {"/trigger_report", "/get_report"}
+
+
+def test_a_failed_run_reports_failed_with_the_error(server):
+    server.wait_until_idle()
+    database = server.paths.database
+    kept = database.with_name("kept.duckdb")
+    database.rename(kept)  # the warehouse is gone: the report run finds no polls
+    try:
+        report_id = server.trigger_rest()
+        response = server.wait_for_report(report_id)
+    finally:
+        server.wait_until_idle()
+        kept.replace(database)
+    body = response.json()
+    assert (response.status_code, body["status"], body["run_status"]) == (200, "Failed", "FAILURE")
+    assert "no polls have been ingested" in body["error"]
+    cli = server.storemon("get-report", report_id)
+    assert cli.returncode == 1 and cli.stdout.startswith("Failed: ") and "no polls have been ingested" in cli.stdout
+    assert not list(server.paths.reports_dir.glob(f"*{report_id}*"))
+
+
+def test_a_cancelled_run_is_failed_and_leaves_no_report(server):
+    server.wait_until_idle()
+    client = server.graphql()
+    report_id = server.trigger_rest()
+    while client.get_run_status(report_id).value not in {"STARTED", "SUCCESS"}:
+        time.sleep(0.05)
+    client.terminate_run(report_id)
+    assert server.wait_for_report(report_id).headers["X-Report-Status"] == "Failed"  # from CANCELING on
+    assert server.wait_for_run(report_id) == "CANCELED", "the run finished before it could be cancelled"
+    body = server.get_report(report_id).json()
+    assert (body["status"], body["run_status"]) == ("Failed", "CANCELED")
+    assert "cancel" in body["error"].lower()
+    assert not list(server.paths.reports_dir.glob(f"*{report_id}*"))
+
+
+def test_the_sensor_reports_once_per_ingest_that_added_polls(server):
+    # make run's ingest added the sample's polls: exactly one sensor report, then no more.
+    server.wait_for_sensor_ticks(after=time.time())
+    [first] = server.runs(SENSOR)
+    assert first["jobName"] == "report_job"
+
+    # An ingest that adds nothing: no report.
+    assert server.wait_for_run(server.graphql().submit_job_execution("ingest_job")) == "SUCCESS"
+    server.wait_for_sensor_ticks(after=time.time())
+    assert len(server.runs(SENSOR)) == 1
+
+    # New polls land and are ingested: exactly one more report.
+    with open(server.paths.source_dir / "store_status.csv", "a") as polls:
+        polls.write(f"{_a_store(server)},inactive,2023-03-15 23:00:00 UTC\n")
+    assert server.wait_for_run(server.graphql().submit_job_execution("ingest_job")) == "SUCCESS"
+    server.wait_for_sensor_ticks(after=time.time())
+    runs = server.runs(SENSOR)
+    assert len(runs) == 2
+    assert server.wait_for_run(runs[0]["runId"]) == "SUCCESS"
+
+
+def _a_store(server: StoremonServer) -> str:
+    with open(server.paths.source_dir / "store_status.csv") as polls:
+        header, first = polls.readline().strip().split(","), polls.readline().strip().split(",")
+    return first[header.index("store_id")]
