@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from storemon_pipeline.warehouse import write_query_csv
+from storemon_pipeline.warehouse import fetch_value, write_query_csv
 
 DEFAULT_END = pd.Timestamp("2023-03-14 12:00:00")  # the preceding week crosses 2023-03-12 (US DST)
 ZONES = np.array(
@@ -113,7 +113,8 @@ def generate_polls(
     timestamps = start.to_datetime64().astype("datetime64[us]") + offset_us.astype("timedelta64[us]")
     return pd.DataFrame(
         {
-            "store_id": ids[store_index],
+            # Categorical: 18M polls of the 10x benchmark must not hold 18M id strings.
+            "store_id": pd.Categorical.from_codes(store_index, categories=ids),
             "status": np.where(inactive, "inactive", "active"),
             "timestamp_utc": timestamps,
             # The public file prints 2 to 6 fractional digits.
@@ -127,11 +128,11 @@ def write_polls(conn: duckdb.DuckDBPyConnection, polls: pd.DataFrame, path: Path
     write_query_csv(
         conn,
         """
-        SELECT store_id, status,
+        SELECT CAST(store_id AS VARCHAR) AS store_id, status,
                strftime(timestamp_utc, '%Y-%m-%d %H:%M:%S') || '.'
                || substr(lpad(CAST(microsecond(timestamp_utc) AS VARCHAR), 6, '0'), 1, fraction_digits)
                || ' UTC' AS timestamp_utc
-        FROM generated_polls ORDER BY timestamp_utc, store_id
+        FROM generated_polls ORDER BY 3, 1  -- the printed timestamp and id, as text
         """,
         path,
     )
@@ -172,21 +173,36 @@ def generate(
     end: pd.Timestamp = DEFAULT_END,
     real_dir: Path | None = None,
     polls_name: str = "store_status.csv.gz",
+    scale: int = 1,
 ) -> dict[str, int]:
     """Write the three source files to ``out``; returns row counts.
 
-    With ``real_dir`` the public dataset's business hours and time zones are copied and polls
-    are generated for all of its store ids (``stores`` is then ignored).
+    With ``real_dir`` the public dataset's business hours and time zones are used and polls
+    are generated for all of its store ids (``stores`` is then ignored); ``scale`` > 1 adds
+    ``scale - 1`` copies of every real store under new ids, with the same hours and zone.
     """
     rng = np.random.default_rng(seed)
     out = Path(out)
     with duckdb.connect() as conn:
         if real_dir is not None:
-            ids = real_store_ids(Path(real_dir))
+            real_ids = real_store_ids(Path(real_dir))
+            ids = np.concatenate([real_ids, store_ids(len(real_ids) * (scale - 1), rng)])
+            if len(np.unique(ids)) != len(ids):
+                raise ValueError("a generated store id collides with a real one; try another seed")
+            conn.register("store_copies", pd.DataFrame({"store_id": np.tile(real_ids, scale), "copy_id": ids}))
             for name in ("business_hours.csv.gz", "timezones.csv.gz"):
-                write_query_csv(conn, f"SELECT * FROM read_csv('{Path(real_dir) / name}', all_varchar = true)", out / name)
-            hours_rows = conn.execute(f"SELECT count(*) FROM '{out / 'business_hours.csv.gz'}'").fetchall()[0][0]
-            zone_rows = conn.execute(f"SELECT count(*) FROM '{out / 'timezones.csv.gz'}'").fetchall()[0][0]
+                write_query_csv(
+                    conn,
+                    f"""
+                    SELECT copies.copy_id AS store_id, source.* EXCLUDE (store_id)
+                    FROM read_csv('{Path(real_dir) / name}', all_varchar = true) AS source
+                    JOIN store_copies AS copies USING (store_id)
+                    ORDER BY copies.copy_id
+                    """,
+                    out / name,
+                )
+            hours_rows = fetch_value(conn, f"SELECT count(*) FROM '{out / 'business_hours.csv.gz'}'")
+            zone_rows = fetch_value(conn, f"SELECT count(*) FROM '{out / 'timezones.csv.gz'}'")
         else:
             ids = store_ids(stores, rng)
             hours, zones = generate_hours(ids, rng), generate_timezones(ids, rng)
@@ -205,10 +221,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--end", default=str(DEFAULT_END), help="UTC time of the last poll slot")
     parser.add_argument("--real-dir", type=Path, help="use this folder's real hours, zones and store ids")
+    parser.add_argument("--scale", type=int, default=1, help="with --real-dir: copies of every real store (new ids)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     counts = generate(
-        args.out, stores=args.stores, days=args.days, seed=args.seed, end=pd.Timestamp(args.end), real_dir=args.real_dir
+        args.out, stores=args.stores, days=args.days, seed=args.seed, end=pd.Timestamp(args.end), real_dir=args.real_dir,
+        scale=args.scale,
     )
     print(", ".join(f"{k}: {v:,}" for k, v in counts.items()), f"-> {args.out}")
 

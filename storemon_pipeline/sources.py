@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 BLOCK_BYTES = 16 * 1024 * 1024
 FINGERPRINT_BYTES = 64 * 1024
@@ -196,10 +198,13 @@ def _parse(data: bytes, header: Header, first_line: int, n_lines: int) -> tuple[
     if not data.strip():  # only blank lines: pandas would see no columns at all
         empty = pd.DataFrame({c: pd.Series(dtype="str") for c in header.columns})
         empty["line_number"] = pd.Series(dtype="int64")
-        return empty, pd.DataFrame({"line_number": pd.Series(dtype="int64"), "reason": pd.Series(dtype="str")})
+        return empty, _no_malformed_lines()
+    width = len(header.names)
+    frame = _parse_well_formed(data, width, n_lines)
+    if frame is not None:
+        return _rows(frame, header, np.arange(first_line, first_line + n_lines)), _no_malformed_lines()
     # A synthetic header and a dummy first row fix the field count, so an over-long first
     # line is reported as malformed instead of being taken for an index column.
-    width = len(header.names)
     preamble = (",".join(f"c{i}" for i in range(width)) + "\n" + "," * (width - 1) + "\n").encode()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -212,6 +217,7 @@ def _parse(data: bytes, header: Header, first_line: int, n_lines: int) -> tuple[
             on_bad_lines="warn",
             encoding="utf-8",
             encoding_errors="replace",
+            lineterminator="\n",  # lines are what n_lines counts; a CR before it is stripped with the field
         )
     skipped_lines, reasons = [], []
     for warning in caught:
@@ -221,13 +227,50 @@ def _parse(data: bytes, header: Header, first_line: int, n_lines: int) -> tuple[
             reasons.append(f"malformed CSV line: {match.group(2).strip()}")
     frame = frame.iloc[1:]  # the dummy row
     # Rows map onto consecutive lines except the ones the parser skipped.
-    line_numbers = np.setdiff1d(np.arange(first_line, first_line + n_lines), skipped_lines)
+    line_numbers = np.arange(first_line, first_line + n_lines)
+    if skipped_lines:
+        kept = np.ones(n_lines, dtype=bool)
+        kept[np.asarray(skipped_lines) - first_line] = False
+        line_numbers = line_numbers[kept]
+    malformed = pd.DataFrame({"line_number": np.asarray(skipped_lines, dtype="int64"), "reason": reasons})
+    return _rows(frame, header, line_numbers), malformed
+
+
+def _parse_well_formed(data: bytes, width: int, n_lines: int) -> pd.DataFrame | None:
+    """The fast path (pyarrow's multi-threaded reader, ~6x pandas' here): columns c0..c<width-1>.
+
+    Only when every line is exactly one row of ``width`` fields, so row i is line i; anything
+    else (blank, short, long or multi-line rows, bad UTF-8) returns None for the exact path.
+    """
+    names = [f"c{i}" for i in range(width)]
+    invalid_rows = []
+    try:
+        table = pa_csv.read_csv(
+            io.BytesIO(data),
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=BLOCK_BYTES),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=lambda row: invalid_rows.append(row) or "skip"),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    if invalid_rows or table.num_rows != n_lines:
+        return None
+    return table.to_pandas()
+
+
+def _no_malformed_lines() -> pd.DataFrame:
+    return pd.DataFrame({"line_number": pd.Series(dtype="int64"), "reason": pd.Series(dtype="str")})
+
+
+def _rows(frame: pd.DataFrame, header: Header, line_numbers: np.ndarray) -> pd.DataFrame:
     rows = pd.DataFrame(
         {canonical: frame[f"c{position}"].str.strip() for canonical, position in header.columns.items()}
     )
     rows["line_number"] = line_numbers[: len(rows)]
     # A blank line carries no data; it is not a row.
     blank = (rows.drop(columns="line_number") == "").all(axis=1)
-    rows = rows[~blank].reset_index(drop=True)
-    malformed = pd.DataFrame({"line_number": np.asarray(skipped_lines, dtype="int64"), "reason": reasons})
-    return rows, malformed
+    return rows[~blank].reset_index(drop=True)

@@ -234,14 +234,15 @@ def _merge_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) -
         SELECT store_id, timestamp_utc,
                CASE WHEN bool_or(status = 'inactive') THEN 'inactive' ELSE 'active' END AS status,
                count(*) AS copies,
-               count(DISTINCT status) AS statuses
+               -- (not count(DISTINCT status): that costs 4x the whole grouping on 1.8M rows)
+               bool_or(status = 'inactive') AND bool_or(status = 'active') AS conflicting
         FROM staged_polls GROUP BY store_id, timestamp_utc
         """
     )
     result.duplicate_rows, result.conflicting_rows = fetch_row(
         conn,
-        "SELECT coalesce(sum(copies - 1) FILTER (WHERE statuses = 1), 0), "
-        "coalesce(sum(copies) FILTER (WHERE statuses > 1), 0) FROM merged_polls",
+        "SELECT coalesce(sum(copies - 1) FILTER (WHERE NOT conflicting), 0), "
+        "coalesce(sum(copies) FILTER (WHERE conflicting), 0) FROM merged_polls",
     )
     bounds = fetch_row(conn, "SELECT min(timestamp_utc), max(timestamp_utc) FROM merged_polls")
     if bounds[0] is None:

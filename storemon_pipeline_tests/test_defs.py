@@ -19,10 +19,10 @@ def test_definitions_load():
         "status_intervals",
         "store_report",
     }
-    sensor = defs.get_sensor_def("report_on_new_polls")
+    sensor = defs.resolve_sensor_def("report_on_new_polls")
     assert sensor.job_name == "report_job"
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    schedule = defs.get_schedule_def("hourly_ingest")
+    schedule = defs.resolve_schedule_def("hourly_ingest")
     assert schedule.cron_schedule == "0 * * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}

@@ -8,6 +8,8 @@ import textwrap
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from storemon_pipeline import sources, warehouse
 from storemon_pipeline.settings import StoremonPaths
@@ -303,3 +305,44 @@ def test_the_public_hours_and_zones_load_without_rejections(tmp_path):
     assert zones.rows_read == 13_559 and zones.rows_rejected == 0 and zones.total_rows == 13_559
     assert polls.rows_read == 5_032 and polls.rows_rejected == 0
     assert polls.rows_added + polls.duplicate_rows + polls.conflicting_rows >= 5_032 - polls.conflicting_rows
+
+
+# Fields as they occur in real files: plain, padded, quoted with commas/quotes, empty, non-ASCII.
+_FIELD = st.one_of(
+    st.text(alphabet="abcXYZ019:.- ", max_size=12),
+    st.text(alphabet='ab, "', max_size=6).map(lambda text: '"' + text.replace('"', '""') + '"'),
+    st.sampled_from(["", " active ", "2023-01-24 09:06:42.6 UTC", "Zürich", "€"]),
+)
+_LINE = st.one_of(
+    st.lists(_FIELD, min_size=3, max_size=3).map(",".join),  # well formed
+    st.lists(_FIELD, min_size=1, max_size=5).map(",".join),  # maybe short or long
+    st.sampled_from(["", "   ", "\r"]),  # blank lines
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(_LINE, min_size=1, max_size=30), crlf=st.booleans(), first_line=st.integers(2, 10**6))
+def test_the_fast_reader_agrees_with_the_exact_one(lines, crlf, first_line):
+    """pyarrow reads well-formed blocks; pandas' exact reader everything else. Same rows, same lines."""
+    header = sources.Header(names=["store_id", "status", "timestamp_utc"], columns={"store_id": 0, "status": 1, "timestamp_utc": 2}, data_offset=0)
+    data = (("\r\n" if crlf else "\n").join(lines) + "\n").encode()
+    n_lines = data.count(b"\n")
+    fast_rows, fast_malformed = sources._parse(data, header, first_line, n_lines)
+    original = sources._parse_well_formed
+    sources._parse_well_formed = lambda *args: None
+    try:
+        exact_rows, exact_malformed = sources._parse(data, header, first_line, n_lines)
+    finally:
+        sources._parse_well_formed = original
+    assert fast_rows.astype(str).equals(exact_rows.astype(str))
+    assert fast_malformed.astype(str).equals(exact_malformed.astype(str))
+
+
+def test_well_formed_blocks_take_the_fast_reader():
+    header = sources.Header(names=["a", "b"], columns={"store_id": 0, "status": 1}, data_offset=0)
+    assert sources._parse_well_formed(b'1,"x, y"\n2,z\n', width=2, n_lines=2) is not None
+    assert sources._parse_well_formed(b"1,x\n\n2,z\n", width=2, n_lines=3) is None  # blank line
+    assert sources._parse_well_formed(b"1,x,extra\n2,z\n", width=2, n_lines=2) is None
+    assert sources._parse_well_formed(b"1,\xff\n", width=2, n_lines=1) is None  # not UTF-8
+    rows, malformed = sources._parse(b"1,x\n2,z\n", header, first_line=7, n_lines=2)
+    assert rows["line_number"].tolist() == [7, 8] and malformed.empty
