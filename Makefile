@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install sample clean
+.PHONY: run test bench install sample clean
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: install
 
 test: install
 	$(PY) -m pytest
+
+# Needs the public dataset beside the repo (../shared/data/loop); see benchmarks/__main__.py.
+bench: install
+	$(PY) -m benchmarks
 
 sample: install
 	$(PY) -m storemon_pipeline.sample --stores 300 --days 9 --seed 1 --out data/sample

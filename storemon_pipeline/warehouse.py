@@ -61,9 +61,16 @@ CREATE TABLE IF NOT EXISTS source_progress (
 """
 
 
+def configure(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Session settings for every connection (DuckDB would otherwise draw a progress bar on
+    stdout for long queries, which ends up in the Dagster run logs)."""
+    conn.execute("SET enable_progress_bar = false")
+    return conn
+
+
 def connect(database: Path | str) -> duckdb.DuckDBPyConnection:
     Path(database).parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(database))
+    conn = configure(duckdb.connect(str(database)))
     ensure_schema(conn)
     return conn
 
@@ -185,10 +192,7 @@ def ingest_polls(
     result = IngestResult(source_file=str(path), mode=mode)
     rejections = []
     with transaction(conn):
-        conn.execute(
-            "CREATE OR REPLACE TEMP TABLE staged_polls "
-            "(store_id VARCHAR, timestamp_utc TIMESTAMP, status VARCHAR, line_number BIGINT)"
-        )
+        create_poll_stage(conn)
         end_offset, next_line = start_offset, first_line
         for block in sources.iter_blocks(path, header, start_offset, first_line):
             checked = validation.validate_polls(block.rows)
@@ -207,7 +211,7 @@ def ingest_polls(
                 f"{path}: the file has a header but no data rows; expected columns "
                 f"{sources.STORE_STATUS.expected_columns}"
             )
-        _merge_staged_polls(conn, result)
+        merge_staged_polls(conn, result)
         conn.execute(
             "INSERT OR REPLACE INTO source_progress VALUES ('store_status', ?, ?, ?, ?, ?)",
             [str(path), end_offset, next_line, _fingerprint_or_empty(path, end_offset), _now()],
@@ -221,11 +225,20 @@ def _fingerprint_or_empty(path: Path, offset: int) -> str:
     return "" if sources.is_gzip(path) else sources.fingerprint(path, offset)
 
 
-def _merge_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
+def create_poll_stage(conn: duckdb.DuckDBPyConnection) -> None:
+    """An empty ``staged_polls``: valid rows of one ingestion, before merge_staged_polls."""
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE staged_polls "
+        "(store_id VARCHAR, timestamp_utc TIMESTAMP, status VARCHAR, line_number BIGINT)"
+    )
+
+
+def merge_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
     """Collapse staged rows to one per key and append the keys the table does not have yet.
 
     Two polls of a store at the same instant with different statuses count as one inactive
-    poll, here and across runs. The existing table is only scanned over the staged time
+    poll, here and across runs: raw_store_polls has one row per (store_id, timestamp_utc),
+    which the report's SQL relies on. The existing table is only scanned over the staged time
     range, so an hourly run reads a few row groups, not the whole table.
     """
     conn.execute(

@@ -28,11 +28,14 @@ VALUE_COLUMNS = report.REPORT_COLUMNS[1:]
 
 
 def load(conn, polls, hours=(), zones=None) -> None:
-    """Put rows straight into the raw tables (ingestion is tested on its own)."""
+    """Put rows into the raw tables without files: polls through ingestion's own merge (one
+    row per store and instant), hours and zones as given (parsing is tested on its own)."""
     warehouse.ensure_schema(conn)
     conn.execute("DELETE FROM raw_store_polls; DELETE FROM raw_business_hours; DELETE FROM raw_store_timezones")
     if polls:
-        conn.executemany("INSERT INTO raw_store_polls VALUES (?, ?, ?)", [list(p) for p in polls])
+        warehouse.create_poll_stage(conn)
+        conn.executemany("INSERT INTO staged_polls VALUES (?, ?, ?, 0)", [list(p) for p in polls])
+        warehouse.merge_staged_polls(conn, warehouse.IngestResult(source_file="test"))
     if hours:
         conn.executemany("INSERT INTO raw_business_hours VALUES (?, ?, ?, ?)", [list(h) for h in hours])
     if zones:

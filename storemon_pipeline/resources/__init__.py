@@ -9,10 +9,12 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from storemon_pipeline.settings import StoremonPaths, paths_from_env
+from storemon_pipeline.warehouse import configure
 
 
 class StoremonDuckDBResource(DuckDBResource):
-    """DuckDBResource that also closes its connection when the step fails.
+    """DuckDBResource that configures its sessions like ``warehouse.connect`` and also closes
+    its connection when the step fails.
 
     (dagster-duckdb 0.29 closes it only on success; a failed step would keep the file, and
     its write lock, open until garbage collection.)
@@ -22,7 +24,7 @@ class StoremonDuckDBResource(DuckDBResource):
     def get_connection(self) -> Iterator:
         with super().get_connection() as conn:
             try:
-                yield conn
+                yield configure(conn)
             finally:
                 conn.close()
 

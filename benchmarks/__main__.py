@@ -1,0 +1,226 @@
+"""storemon's benchmark: full-size (1x) and 10x datasets, every step timed with its peak RSS.
+
+    make bench                                   # both sizes
+    .venv/bin/python -m benchmarks --sizes 1x    # one size
+
+Datasets are generated once into benchmarks/data/<size>/ from the public dataset's real
+hours and zones in ../shared/data/loop (10x: every real store ten times, under new ids).
+For each size, in one run: ingestion of the poll file into an empty home, the report
+computation (derived tables plus the CSV), the whole `storemon report` command, GraphQL
+trigger-to-Complete against a real webserver and daemon (`make run` on free ports), and the
+pandas per-store baseline (timed on a sample of stores, extrapolated, and checked against
+storemon's numbers). Prints a table and writes benchmarks/results/bench-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from storemon_pipeline.settings import REPO_ROOT, StoremonPaths
+
+BENCH_DIR = Path(__file__).resolve().parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "loop"
+SIZES = {"1x": 1, "10x": 10}
+DAYS = 8
+SECONDS, RSS_MB = "seconds", "peak_rss_mb"
+# (size, step) -> (limit on seconds, limit on peak RSS in MB); None: no target set.
+TARGETS = {
+    ("1x", "ingest"): (5, 1536),
+    ("1x", "report"): (2, 1536),
+    ("1x", "cli"): (15, 1536),
+    ("1x", "graphql"): (15, 1536),
+    ("10x", "report"): (20, 4096),
+    ("10x", "ingest"): (None, 4096),
+    ("10x", "cli"): (None, 4096),
+    ("10x", "graphql"): (None, 4096),
+}
+STEP_NAMES = {
+    "ingest": "ingest polls into an empty home",
+    "report": "report computation (tables + CSV)",
+    "cli": "`storemon report` end to end",
+    "graphql": "GraphQL trigger-to-Complete (median)",
+    "baseline": "pandas per-store baseline",
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def dataset(size: str, data_dir: Path) -> tuple[Path, dict]:
+    folder = data_dir / size
+    counts_file = folder / "counts.json"
+    if not counts_file.exists():
+        if not (SHARED_DATA / "business_hours.csv.gz").exists():
+            raise SystemExit(f"the benchmark needs the public dataset beside the repo: {SHARED_DATA} is missing")
+        from storemon_pipeline.sample import generate
+
+        log(f"generating the {size} dataset into {folder} ...")
+        counts = generate(folder, days=DAYS, seed=SIZES[size], real_dir=SHARED_DATA, scale=SIZES[size])
+        counts_file.write_text(json.dumps(counts))
+    counts = json.loads(counts_file.read_text())
+    counts["poll_file_mb"] = round((folder / "store_status.csv.gz").stat().st_size / 2**20, 1)
+    return folder, counts
+
+
+def run_step(step: str, *args: str) -> dict:
+    log(f"{step} ...")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.steps", step, *args], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"step {step} failed:\n{done.stderr[-4000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    log(f"{step}: {figures[SECONDS]:.2f} s, {figures[RSS_MB]:,.0f} MB")
+    return figures
+
+
+RUN_WORKER_MARKS = (b"execute_run", b"spawn_main")
+
+
+class RunWorkerPeak:
+    """The largest peak RSS (VmHWM) of any Dagster run worker seen while running."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> RunWorkerPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            for proc in Path("/proc").iterdir():
+                try:
+                    # The code server starts each run worker as a multiprocessing child.
+                    if proc.name.isdigit() and any(mark in (proc / "cmdline").read_bytes() for mark in RUN_WORKER_MARKS):
+                        for line in (proc / "status").read_text().splitlines():
+                            if line.startswith("VmHWM:"):
+                                self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                except OSError:
+                    continue
+
+
+def graphql_trigger_to_complete(source: Path, repeats: int) -> dict:
+    from storemon_pipeline.report_runs import ReportRuns, ReportState
+    from storemon_pipeline_tests.services import HOST, StoremonServer, free_port
+
+    with tempfile.TemporaryDirectory(prefix="storemon-bench-") as home:
+        server = StoremonServer(StoremonPaths(home=Path(home), source_dir=source), free_port(), free_port())
+        log("graphql: starting webserver, daemon and API; ingesting through ingest_job ...")
+        started = time.perf_counter()
+        server.start(timeout=3600)
+        # make run's ingest, then the report the sensor launches for it: neither may queue
+        # ahead of a measured trigger.
+        while not server.runs({"storemon/trigger": "sensor"}):
+            time.sleep(1)
+        server.wait_until_idle(timeout=3600)
+        startup = time.perf_counter() - started
+        try:
+            report_runs = ReportRuns(HOST, server.dagster_port, server.paths.reports_dir)
+            durations = []
+            with RunWorkerPeak() as peak:
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    report_id = report_runs.trigger(trigger="benchmark")
+                    while (run := report_runs.lookup(report_id)).state is ReportState.RUNNING:
+                        time.sleep(0.1)
+                    if run.state is not ReportState.COMPLETE:
+                        raise SystemExit(f"report {report_id} failed: {run.error}")
+                    durations.append(time.perf_counter() - started)
+        finally:
+            server.stop()
+    figures = {SECONDS: statistics.median(durations), "all_seconds": durations, RSS_MB: peak.peak_kb / 1024}
+    figures["startup_and_first_ingest_seconds"] = startup
+    log(f"graphql: {durations}")
+    return figures
+
+
+def bench_size(size: str, data_dir: Path, baseline_stores: int, repeats: int) -> dict:
+    source, counts = dataset(size, data_dir)
+    log(f"{size}: {counts}")
+    with tempfile.TemporaryDirectory(prefix="storemon-bench-") as work:
+        home, cli_csv = Path(work) / "home", Path(work) / "cli.csv"
+        home.mkdir()
+        steps = {
+            "ingest": run_step("ingest", "--source", str(source), "--home", str(home)),
+            "report": run_step("report", "--home", str(home)),
+            "cli": run_step("cli", "--source", str(source), "--out", str(cli_csv)),
+        }
+        steps["graphql"] = graphql_trigger_to_complete(source, repeats)
+        steps["baseline"] = run_step(
+            "baseline", "--source", str(source), "--stores", str(baseline_stores), "--storemon-csv", str(cli_csv)
+        )
+    return {"dataset": counts, "steps": steps}
+
+
+def check(size: str, step: str, figures: dict) -> str:
+    seconds_limit, rss_limit = TARGETS.get((size, step), (None, None))
+    verdicts = []
+    if seconds_limit is not None:
+        verdicts.append(f"≤ {seconds_limit} s " + ("ok" if figures[SECONDS] <= seconds_limit else "MISSED"))
+    if rss_limit is not None:
+        verdicts.append(f"≤ {rss_limit / 1024:g} GB " + ("ok" if figures[RSS_MB] <= rss_limit else "MISSED"))
+    return ", ".join(verdicts)
+
+
+def table(results: dict) -> str:
+    lines = [
+        "| size | step | seconds | peak RSS (MB) | target |",
+        "|---|---|---:|---:|---|",
+    ]
+    for size, result in results["sizes"].items():
+        counts = result["dataset"]
+        label = f"{size} ({counts['stores']:,} stores, {counts['polls']:,} polls)"
+        for step, figures in result["steps"].items():
+            name = STEP_NAMES[step]
+            if step == "baseline":
+                name += f" (extrapolated from {figures['stores_timed']:,} stores)" if figures["extrapolated"] else ""
+                target = (
+                    f"{figures[SECONDS] / result['steps']['cli'][SECONDS]:.0f}× slower than `storemon report`; "
+                    f"same numbers (max diff {figures['max_difference_from_storemon']:.2f})"
+                )
+            else:
+                target = check(size, step, figures)
+            lines.append(f"| {label} | {name} | {figures[SECONDS]:,.2f} | {figures[RSS_MB]:,.0f} | {target} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", choices=SIZES, default=list(SIZES))
+    parser.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data")
+    parser.add_argument("--baseline-stores", type=int, default=200, help="stores the baseline is timed on")
+    parser.add_argument("--repeats", type=int, default=3, help="GraphQL triggers per size")
+    args = parser.parse_args()
+    results = {
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip(),
+        "machine": {"cpus": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)},
+        "sizes": {size: bench_size(size, args.data_dir, args.baseline_stores, args.repeats) for size in args.sizes},
+    }
+    out = BENCH_DIR / "results" / f"bench-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"\nwritten to {out.relative_to(REPO_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

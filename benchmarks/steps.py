@@ -1,0 +1,123 @@
+"""One measured step per process, so each peak RSS is that step's alone.
+
+    python -m benchmarks.steps ingest   --source DIR --home DIR
+    python -m benchmarks.steps report   --home DIR
+    python -m benchmarks.steps cli      --source DIR --out FILE
+    python -m benchmarks.steps baseline --source DIR --stores N --storemon-csv FILE
+
+Each prints one JSON object on its last line: seconds, peak_rss_mb and step figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+
+
+def ingest(args: argparse.Namespace) -> dict:
+    from storemon_pipeline import warehouse
+
+    conn = warehouse.connect(Path(args.home) / "storemon.duckdb")
+    started = time.perf_counter()
+    polls = warehouse.ingest_polls(conn, Path(args.source), progress=lambda message: None)
+    polls_seconds = time.perf_counter() - started
+    warehouse.ingest_business_hours(conn, Path(args.source))
+    warehouse.ingest_timezones(conn, Path(args.source))
+    conn.close()
+    return {
+        "seconds": polls_seconds,
+        "hours_and_zones_seconds": time.perf_counter() - started - polls_seconds,
+        "polls": polls.rows_added,
+        "rejected": polls.rows_rejected,
+    }
+
+
+def report(args: argparse.Namespace) -> dict:
+    from storemon_pipeline import report as storemon_report
+    from storemon_pipeline import warehouse
+
+    conn = warehouse.connect(Path(args.home) / "storemon.duckdb")
+    timings = {}
+    started = time.perf_counter()
+    as_of = storemon_report.build_localized_business_hours(conn)
+    timings["localized_business_hours_seconds"] = time.perf_counter() - started
+    storemon_report.build_status_intervals(conn)
+    timings["status_intervals_seconds"] = time.perf_counter() - started - sum(timings.values())
+    storemon_report.build_store_report(conn)
+    timings["store_report_seconds"] = time.perf_counter() - started - sum(timings.values())
+    rows = storemon_report.write_report_csv(conn, Path(args.home) / "report.csv")
+    seconds = time.perf_counter() - started
+    timings["csv_seconds"] = seconds - sum(timings.values())
+    conn.close()
+    return {"seconds": seconds, "stores": rows, "as_of": str(as_of), **timings}
+
+
+def cli(args: argparse.Namespace) -> dict:
+    storemon = Path(sys.executable).parent / "storemon"
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(storemon), "report", "--data-dir", args.source, "--out", args.out], capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0, 2):
+        raise SystemExit(f"storemon report failed ({done.returncode}): {done.stderr[-2000:]}")
+    # The command's own peak, not this wrapper's.
+    return {"seconds": seconds, "exit_code": done.returncode, "peak_rss_mb": peak_rss_mb(resource.RUSAGE_CHILDREN)}
+
+
+def baseline(args: argparse.Namespace) -> dict:
+    from benchmarks.baseline import baseline_report, load_sources
+
+    started = time.perf_counter()
+    polls, hours, zones = load_sources(Path(args.source))
+    load_seconds = time.perf_counter() - started
+    all_stores = np.sort(polls["store_id"].unique())
+    sample = np.sort(np.random.default_rng(0).choice(all_stores, size=min(args.stores, len(all_stores)), replace=False))
+    started = time.perf_counter()
+    result = baseline_report(polls, hours, zones, store_ids=sample)
+    loop_seconds = time.perf_counter() - started
+    per_store = loop_seconds / len(sample)
+    storemon = pd.read_csv(args.storemon_csv, dtype={"store_id": str}).set_index("store_id").loc[result["store_id"]]
+    difference = (result.set_index("store_id") - storemon).abs().max().max()
+    return {
+        "seconds": load_seconds + per_store * len(all_stores),
+        "extrapolated": len(sample) < len(all_stores),
+        "stores_timed": len(sample),
+        "stores_total": len(all_stores),
+        "load_seconds": load_seconds,
+        "seconds_per_store": per_store,
+        "max_difference_from_storemon": float(difference),
+    }
+
+
+STEPS = {"ingest": ingest, "report": report, "cli": cli, "baseline": baseline}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("step", choices=STEPS)
+    parser.add_argument("--source")
+    parser.add_argument("--home")
+    parser.add_argument("--out")
+    parser.add_argument("--stores", type=int, default=300)
+    parser.add_argument("--storemon-csv")
+    args = parser.parse_args()
+    figures = STEPS[args.step](args)
+    figures.setdefault("peak_rss_mb", peak_rss_mb())
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
