@@ -62,9 +62,14 @@ CREATE TABLE IF NOT EXISTS source_progress (
 
 
 def configure(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """Session settings for every connection (DuckDB would otherwise draw a progress bar on
-    stdout for long queries, which ends up in the Dagster run logs)."""
+    """Settings for every connection. DuckDB would otherwise draw a progress bar on stdout
+    for long queries (it ends up in the Dagster run logs). STOREMON_DUCKDB_MEMORY_LIMIT
+    (e.g. "2GB"; default DuckDB's 80% of RAM) makes it spill to disk sooner: measured at 10x,
+    2GB cut ingestion's peak RSS from 5.0 to 3.4 GB for 4% more time."""
     conn.execute("SET enable_progress_bar = false")
+    memory_limit = os.environ.get("STOREMON_DUCKDB_MEMORY_LIMIT")
+    if memory_limit:
+        conn.execute("SET memory_limit = ?", [memory_limit])
     return conn
 
 

@@ -346,3 +346,9 @@ def test_well_formed_blocks_take_the_fast_reader():
     assert sources._parse_well_formed(b"1,\xff\n", width=2, n_lines=1) is None  # not UTF-8
     rows, malformed = sources._parse(b"1,x\n2,z\n", header, first_line=7, n_lines=2)
     assert rows["line_number"].tolist() == [7, 8] and malformed.empty
+
+
+def test_duckdb_memory_limit_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("STOREMON_DUCKDB_MEMORY_LIMIT", "1GB")
+    with warehouse.connect(tmp_path / "limited.duckdb") as conn:
+        assert warehouse.fetch_value(conn, "SELECT current_setting('memory_limit')") == "953.6 MiB"
