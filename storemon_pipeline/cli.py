@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import shutil
 import sys
@@ -101,36 +102,47 @@ def _report_runs(args: argparse.Namespace):
     return ReportRuns(args.host, args.port, paths.reports_dir)
 
 
-def trigger_report_command(args: argparse.Namespace) -> int:
-    from storemon_pipeline.report import ReportError, parse_as_of
-    from storemon_pipeline.report_runs import DagsterUnavailable
+def _reporting_errors(handler):
+    """Run a GraphQL command; an error it raises goes to stderr and picks the exit code."""
+    from storemon_pipeline.report import ReportError
+    from storemon_pipeline.report_runs import (
+        DagsterUnavailable,
+        InvalidReportId,
+        UnknownReport,
+    )
 
-    try:
-        parse_as_of(args.as_of)  # fail here, not minutes later in a queued run
-        print(_report_runs(args).trigger(args.as_of, trigger="cli"))
-    except ReportError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except DagsterUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_DAGSTER_UNAVAILABLE
+    exit_codes = {
+        ReportError: EXIT_USAGE,  # a malformed --as-of
+        InvalidReportId: EXIT_USAGE,
+        UnknownReport: EXIT_UNKNOWN_REPORT,
+        DagsterUnavailable: EXIT_DAGSTER_UNAVAILABLE,
+    }
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except tuple(exit_codes) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return next(code for kind, code in exit_codes.items() if isinstance(error, kind))
+
+    return run
+
+
+@_reporting_errors
+def trigger_report_command(args: argparse.Namespace) -> int:
+    from storemon_pipeline.report import parse_as_of
+
+    parse_as_of(args.as_of)  # fail here, not minutes later in a queued run
+    print(_report_runs(args).trigger(args.as_of, trigger="cli"))
     return EXIT_OK
 
 
+@_reporting_errors
 def get_report_command(args: argparse.Namespace) -> int:
-    from storemon_pipeline.report_runs import DagsterUnavailable, InvalidReportId, ReportState, UnknownReport
+    from storemon_pipeline.report_runs import ReportState
 
-    try:
-        run = _report_runs(args).lookup(args.report_id)
-    except InvalidReportId as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except UnknownReport as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_UNKNOWN_REPORT
-    except DagsterUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_DAGSTER_UNAVAILABLE
+    run = _report_runs(args).lookup(args.report_id)
     if run.state is ReportState.RUNNING:
         print(ReportState.RUNNING.value)
         return EXIT_RUNNING

@@ -12,7 +12,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from storemon_pipeline.warehouse import ensure_schema, fetch_value, transaction, write_query_csv
+from storemon_pipeline.warehouse import (
+    ensure_schema,
+    fetch_value,
+    transaction,
+    write_query_csv,
+)
 
 SQL_DIR = Path(__file__).with_name("sql")
 REPORT_COLUMNS = [

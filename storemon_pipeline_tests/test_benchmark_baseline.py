@@ -1,7 +1,7 @@
 """The benchmark's pandas baseline computes the same report as storemon (else the speed ratio means nothing)."""
 
-import subprocess
 import io
+import subprocess
 
 import pandas as pd
 

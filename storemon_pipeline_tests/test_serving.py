@@ -5,7 +5,6 @@ the ones that change the data come last.
 """
 
 import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from storemon_pipeline.settings import StoremonPaths
-from storemon_pipeline_tests.services import STOREMON, StoremonServer, copy_sample_sources, free_port, port_is_open
+from storemon_pipeline_tests.services import (
+    STOREMON,
+    StoremonServer,
+    copy_sample_sources,
+    free_port,
+    port_is_open,
+)
 
 pytestmark = pytest.mark.services
 

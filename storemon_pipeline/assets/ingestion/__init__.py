@@ -2,8 +2,8 @@
 
 
 import os
-from typing import Any
 from datetime import datetime, timezone
+from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource

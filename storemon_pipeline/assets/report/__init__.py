@@ -8,7 +8,11 @@ from dagster_duckdb import DuckDBResource
 
 from storemon_pipeline import report
 from storemon_pipeline.assets import DUCKDB_POOL
-from storemon_pipeline.assets.ingestion import raw_business_hours, raw_store_polls, raw_store_timezones
+from storemon_pipeline.assets.ingestion import (
+    raw_business_hours,
+    raw_store_polls,
+    raw_store_timezones,
+)
 from storemon_pipeline.resources import StoremonHome
 from storemon_pipeline.warehouse import fetch_value
 
