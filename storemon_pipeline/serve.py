@@ -103,6 +103,31 @@ def wait_for_http(url: str, services: Services, timeout: float = 120) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
+LOCATIONS_QUERY = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+    name locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
+
+def wait_for_code_location(host: str, port: int, services: Services, timeout: float = 300) -> None:
+    """Until the webserver has loaded storemon's code (it answers HTTP before that)."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    client = DagsterGraphQLClient(host, port_number=port)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        services.check_alive()
+        entries = client._execute(LOCATIONS_QUERY)["workspaceOrError"].get("locationEntries") or []
+        states = [(entry["locationOrLoadError"] or {"__typename": "loading"}) for entry in entries]
+        for state in states:
+            if state["__typename"] == "PythonError":
+                raise RuntimeError(f"the code location failed to load: {state['message']}")
+        if states and all(state["__typename"] == "RepositoryLocation" for state in states):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"the code location did not load within {timeout:.0f}s")
+
+
 def wait_for_run(client, run_id: str, timeout: float = 600) -> str:
     from dagster import DagsterRunStatus
 
@@ -123,6 +148,7 @@ def start_storemon(services: Services, host: str, dagster_port: int, api_port: i
     services.start("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
     services.start("storemon-api", [sys.executable, "-m", "storemon_pipeline.api"])
     wait_for_http(f"http://{host}:{dagster_port}/server_info", services)
+    wait_for_code_location(host, dagster_port, services)
     wait_for_http(f"http://{host}:{api_port}/health", services)
 
 
