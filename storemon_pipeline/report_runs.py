@@ -85,7 +85,7 @@ def parse_report_id(text: str | None) -> str:
     if not candidate:
         raise InvalidReportId("report_id is required")
     if not _REPORT_ID.fullmatch(candidate):
-        raise InvalidReportId(f"report_id {text!r} is not a run id (expected a UUID like 0b6d…-…)")
+        raise InvalidReportId(f"report_id {text!r} is not a run id (a UUID: 8-4-4-4-12 hex digits)")
     return candidate
 
 

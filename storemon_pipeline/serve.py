@@ -172,6 +172,8 @@ def main() -> None:
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, request_stop)
+    # Also when started in the background by a shell, which makes it ignore SIGINT.
+    signal.signal(signal.SIGINT, request_stop)
     with Services(env=env, log_dir=paths.home / "logs") as services:
         try:
             print(f"storemon: home {paths.home}, sources {paths.source_dir}", flush=True)

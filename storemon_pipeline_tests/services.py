@@ -113,7 +113,7 @@ class StoremonServer:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
             try:
                 self.process.wait(90)
             except subprocess.TimeoutExpired:
