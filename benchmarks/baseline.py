@@ -10,6 +10,7 @@ only the way of computing differs. Not used by the product.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -21,10 +22,8 @@ MIDNIGHT_ALIAS = time(23, 59, 59)
 FAR_PAST, FAR_FUTURE = pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01")
 
 
-def load_sources(source_dir) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def load_sources(source_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The three files as most implementations read them: whole, with pandas."""
-    from pathlib import Path
-
     source_dir = Path(source_dir)
     polls = pd.read_csv(next(source_dir.glob("store_status.csv*")), dtype={"store_id": str})
     polls["timestamp_utc"] = pd.to_datetime(polls["timestamp_utc"].str.removesuffix(" UTC"), format="ISO8601")
