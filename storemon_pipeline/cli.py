@@ -36,9 +36,9 @@ def run_report(data_dir: Path, home: Path, as_of: str | None) -> tuple[bool, Pat
     import dagster as dg
 
     from storemon_pipeline.assets.ingestion import ingestion_assets, ingestion_checks
-    from storemon_pipeline.assets.report import report_assets, report_path
+    from storemon_pipeline.assets.report import report_assets
     from storemon_pipeline.resources import build_resources
-    from storemon_pipeline.settings import StoremonPaths
+    from storemon_pipeline.settings import StoremonPaths, report_path
     from storemon_pipeline.warehouse import connect
 
     paths = StoremonPaths(home=home, source_dir=data_dir)

@@ -2,14 +2,13 @@ import dagster as dg
 
 from storemon_pipeline.assets.ingestion import GROUP as INGESTION_GROUP
 from storemon_pipeline.assets.report import GROUP as REPORT_GROUP
+from storemon_pipeline.settings import REPORT_JOB_NAME
 
 ingest_job = dg.define_asset_job(
     name="ingest_job",
     selection=dg.AssetSelection.groups(INGESTION_GROUP),
     description="Ingest the three source files into DuckDB (polls incrementally).",
 )
-
-REPORT_JOB_NAME = "report_job"
 
 report_job = dg.define_asset_job(
     name=REPORT_JOB_NAME,

@@ -15,8 +15,7 @@ from typing import Any
 
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from storemon_pipeline.assets.report import report_path
-from storemon_pipeline.jobs import REPORT_JOB_NAME
+from storemon_pipeline.settings import REPORT_JOB_NAME, report_path
 
 # Dagster run ids are UUIDs; only this exact shape may ever become part of a file name.
 _REPORT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -14,6 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = REPO_ROOT / ".storemon"
 DEFAULT_SOURCE_DIR = REPO_ROOT / "data" / "sample"
 DEFAULT_TIMEZONE = "America/Chicago"
+# Here, not in jobs.py, so the CLI and the REST API can name the job without loading assets.
+REPORT_JOB_NAME = "report_job"
 
 
 @dataclass(frozen=True)
@@ -39,3 +41,8 @@ def paths_from_env() -> StoremonPaths:
         home=Path(os.environ.get("STOREMON_HOME") or DEFAULT_HOME).resolve(),
         source_dir=Path(os.environ.get("STOREMON_SOURCE_DIR") or DEFAULT_SOURCE_DIR).resolve(),
     )
+
+
+def report_path(reports_dir: Path, report_id: str) -> Path:
+    """Where the run ``report_id`` writes its report (callers pass a validated run id)."""
+    return reports_dir / f"{report_id}.csv"

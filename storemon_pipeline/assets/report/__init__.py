@@ -1,7 +1,6 @@
 """The report: business hours in UTC, status intervals, and the per-store report table."""
 
 from datetime import datetime, timezone
-from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -14,6 +13,7 @@ from storemon_pipeline.assets.ingestion import (
     raw_store_timezones,
 )
 from storemon_pipeline.resources import StoremonHome
+from storemon_pipeline.settings import report_path
 from storemon_pipeline.warehouse import fetch_value
 
 GROUP = "report"
@@ -90,9 +90,6 @@ def store_report(
         }
     )
 
-
-def report_path(reports_dir: Path, report_id: str) -> Path:
-    return reports_dir / f"{report_id}.csv"
 
 
 report_assets = [localized_business_hours, status_intervals, store_report]
