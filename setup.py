@@ -5,13 +5,16 @@ setup(
     version="0.1.0",
     description="Store uptime/downtime during business hours, as a Dagster code location",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(exclude=["storemon_pipeline_tests", "storemon_pipeline_tests.*"]),
-    package_data={"storemon_pipeline": ["sql/*.sql", "dagster.yaml"]},
+    packages=find_packages(include=["storemon_pipeline", "storemon_pipeline.*"]),
+    package_data={"storemon_pipeline": ["core/sql/*.sql", "dagster.yaml"]},
     install_requires=[
-        "dagster>=1.13,<1.14",
-        "dagster-webserver>=1.13,<1.14",
-        "dagster-graphql>=1.13,<1.14",
-        "dagster-duckdb>=0.29,<0.30",
+        # Dagster's libraries are released in step (1.13.N with 0.29.N): pinned together.
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-graphql==1.13.27",
+        # Production mode: the Dagster instance in Postgres; brings psycopg2, which the
+        # Postgres warehouse uses too.
+        "dagster-postgres==0.29.27",
         "duckdb>=2.0,<3",
         "pandas>=3.0,<4",
         "pandera>=0.35,<0.36",
@@ -22,7 +25,8 @@ setup(
         "uvicorn",
     ],
     extras_require={
-        "test": ["pytest>=9,<10", "hypothesis>=6.100,<7"],
+        # pgserver: a real PostgreSQL server from pip, for the Postgres-mode tests.
+        "test": ["pytest>=9,<10", "hypothesis>=6.100,<7", "requests>=2.31", "pgserver==0.1.4"],
     },
-    entry_points={"console_scripts": ["storemon=storemon_pipeline.cli:main"]},
+    entry_points={"console_scripts": ["storemon=storemon_pipeline.serving.cli:main"]},
 )

@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from storemon_pipeline.settings import REPO_ROOT, StoremonPaths
+from storemon_pipeline.core.settings import REPO_ROOT, Settings
 
 BENCH_DIR = Path(__file__).resolve().parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "loop"
@@ -60,7 +60,7 @@ def dataset(size: str, data_dir: Path) -> tuple[Path, dict]:
     if not counts_file.exists():
         if not (SHARED_DATA / "business_hours.csv.gz").exists():
             raise SystemExit(f"the benchmark needs the public dataset beside the repo: {SHARED_DATA} is missing")
-        from storemon_pipeline.sample import generate
+        from storemon_pipeline.core.sample import generate
 
         log(f"generating the {size} dataset into {folder} ...")
         counts = generate(folder, days=DAYS, seed=SIZES[size], real_dir=SHARED_DATA, scale=SIZES[size])
@@ -115,11 +115,11 @@ class RunWorkerPeak:
 
 
 def graphql_trigger_to_complete(source: Path, repeats: int) -> dict:
-    from storemon_pipeline.report_runs import ReportRuns, ReportState
-    from storemon_pipeline_tests.services import HOST, StoremonServer, free_port
+    from storemon_pipeline.serving.report_runs import ReportRuns, ReportState
+    from storemon_pipeline.serving.local_server import HOST, StoremonServer, free_port
 
     with tempfile.TemporaryDirectory(prefix="storemon-bench-") as home:
-        server = StoremonServer(StoremonPaths(home=Path(home), source_dir=source), free_port(), free_port())
+        server = StoremonServer(Settings(home=Path(home), source_dir=source), free_port(), free_port())
         log("graphql: starting webserver, daemon and API; ingesting through ingest_job ...")
         started = time.perf_counter()
         server.start(timeout=3600)

@@ -14,6 +14,6 @@ defs = dg.Definitions(
     schedules=[hourly_ingest_schedule],
     sensors=[report_on_new_polls],
     resources=build_resources(),
-    # Steps of one run share the DuckDB file, which takes one writing process at a time.
+    # A run is one step (a load, or a report from one snapshot); no process to spawn per step.
     executor=dg.in_process_executor,
 )

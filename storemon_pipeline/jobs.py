@@ -2,20 +2,21 @@ import dagster as dg
 
 from storemon_pipeline.assets.ingestion import GROUP as INGESTION_GROUP
 from storemon_pipeline.assets.report import GROUP as REPORT_GROUP
-from storemon_pipeline.settings import REPORT_JOB_NAME
+from storemon_pipeline.core.settings import INGEST_JOB_NAME, REPORT_JOB_NAME
 
 ingest_job = dg.define_asset_job(
-    name="ingest_job",
+    name=INGEST_JOB_NAME,
     selection=dg.AssetSelection.groups(INGESTION_GROUP),
-    description="Ingest the three source files into DuckDB (polls incrementally).",
+    description="Ingest the three source files as one load (one transaction; polls incrementally).",
 )
 
 report_job = dg.define_asset_job(
     name=REPORT_JOB_NAME,
     selection=dg.AssetSelection.groups(REPORT_GROUP),
     description=(
-        "Compute the report from every poll ingested so far: business hours in UTC, status "
-        "intervals, and the per-store table written to reports/<run id>.csv. The run id is the "
-        "report_id. Optional run config: ops.localized_business_hours.config.as_of (UTC)."
+        "Compute the report from one pinned snapshot of the warehouse (the latest load, or "
+        "`snapshot`): business hours in UTC, status intervals, and the per-store table written to "
+        "`reports/<run id>.csv`. The run id is the report_id. Optional run config under "
+        "`ops.report.config`: `as_of` (UTC) and `snapshot` (a load id)."
     ),
 )

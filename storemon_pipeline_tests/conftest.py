@@ -1,16 +1,21 @@
-"""Shared fixtures: a temporary storemon home, source files written from rows, and the public dataset."""
+"""Shared fixtures: a temporary storemon home, source files written from rows, the public
+dataset, and a real PostgreSQL server (pgserver) for the Postgres warehouse."""
 
 from __future__ import annotations
 
 import gzip
+import signal
+import tempfile
+import uuid
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from storemon_pipeline.assets.ingestion import ingestion_assets, ingestion_checks
+from storemon_pipeline.core.settings import Settings
+from storemon_pipeline.core.warehouse import open_warehouse
 from storemon_pipeline.resources import build_resources
-from storemon_pipeline.settings import StoremonPaths
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "loop"
 requires_shared_data = pytest.mark.skipif(
@@ -21,6 +26,7 @@ requires_shared_data = pytest.mark.skipif(
 POLLS_HEADER = "store_id,status,timestamp_utc"
 HOURS_HEADER = "store_id,dayOfWeek,start_time_local,end_time_local"
 ZONES_HEADER = "store_id,timezone_str"
+MODES = ["duckdb", "postgres"]
 
 
 def write_text(path: Path, text: str, newline: str = "\n", bom: bool = False) -> Path:
@@ -36,6 +42,52 @@ def write_text(path: Path, text: str, newline: str = "\n", bom: bool = False) ->
 
 def csv_text(header: str, rows: list[str]) -> str:
     return "\n".join([header, *rows]) + "\n"
+
+
+class PostgresServer:
+    """A real PostgreSQL server (the pgserver package) on a unix socket; one database per test."""
+
+    def __init__(self) -> None:
+        import pgserver
+
+        self.data_dir = tempfile.mkdtemp(prefix="storemon-pg-")
+        self.server = pgserver.get_server(self.data_dir, cleanup_mode="delete")
+
+    def new_database(self) -> str:
+        import psycopg2
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        conn = psycopg2.connect(self.server.get_uri())
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name}")
+        conn.close()
+        return self.server.get_uri(name)
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = PostgresServer()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop_on_sigterm(signum, frame):  # pgserver only stops at interpreter exit otherwise
+        server.stop()
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        yield server
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    return postgres_server.new_database()
 
 
 @pytest.fixture
@@ -58,17 +110,42 @@ def source_dir(tmp_path: Path) -> Path:
     return folder
 
 
+def make_settings(home: Path, source_dir: Path, warehouse: str = "duckdb") -> Settings:
+    return Settings(home=home, source_dir=source_dir, warehouse=warehouse)
+
+
+@pytest.fixture(params=MODES)
+def mode(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def paths(tmp_path: Path, source_dir: Path) -> StoremonPaths:
-    return StoremonPaths(home=tmp_path / "home", source_dir=source_dir)
+def settings(tmp_path: Path, source_dir: Path, mode: str, request) -> Settings:
+    """A home in either warehouse: the embedded DuckDB file, or a fresh Postgres database."""
+    warehouse = request.getfixturevalue("postgres_url") if mode == "postgres" else "duckdb"
+    return make_settings(tmp_path / "home", source_dir, warehouse)
+
+
+def table(settings: Settings, sql: str) -> list[tuple]:
+    """Rows of a query on the warehouse; ``{wh}`` names its schema."""
+    return [tuple(row) for row in open_warehouse(settings).query(sql)]
 
 
 def materialize_ingestion(
-    paths: StoremonPaths, raise_on_error: bool = True, instance: dg.DagsterInstance | None = None
+    settings: Settings, raise_on_error: bool = True, instance: dg.DagsterInstance | None = None
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*ingestion_assets, *ingestion_checks],
-        resources=build_resources(paths),
+        resources=build_resources(settings),
         raise_on_error=raise_on_error,
         instance=instance,
+    )
+
+
+def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dg.AssetMaterialization:
+    """The run's materialization of one asset (a multi-asset step materializes several)."""
+    return next(
+        event.materialization
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.to_user_string() == asset
     )

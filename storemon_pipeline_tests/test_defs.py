@@ -29,9 +29,17 @@ def test_definitions_load():
     assert {"raw_store_polls", "raw_business_hours", "raw_store_timezones"} <= keys
 
 
-def test_every_duckdb_asset_is_in_the_duckdb_pool():
-    for node in defs.get_repository_def().asset_graph.asset_nodes:
-        assert node.pools == {"duckdb"}, node.key
+def test_only_the_writer_is_in_the_writer_pool():
+    """Ingest runs go one at a time; report runs only read a snapshot and run concurrently."""
+    pools = {node.key.to_user_string(): node.pools for node in defs.get_repository_def().asset_graph.asset_nodes}
+    assert pools == {
+        "raw_store_polls": {"warehouse_writer"},
+        "raw_business_hours": {"warehouse_writer"},
+        "raw_store_timezones": {"warehouse_writer"},
+        "localized_business_hours": set(),
+        "status_intervals": set(),
+        "store_report": set(),
+    }
 
 
 def test_dagster_definitions_validate_passes():

@@ -6,32 +6,37 @@ import subprocess
 import sys
 import textwrap
 
-import duckdb
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from storemon_pipeline import sources, warehouse
-from storemon_pipeline.settings import StoremonPaths
+from storemon_pipeline.core import ingest, report, sources
+from storemon_pipeline.core.settings import Settings
+from storemon_pipeline.core.warehouse import open_warehouse
 from storemon_pipeline_tests.conftest import (
     HOURS_HEADER,
     POLLS_HEADER,
     SHARED_DATA,
     ZONES_HEADER,
     csv_text,
+    make_settings,
+    materialization,
     materialize_ingestion,
     requires_shared_data,
+    table,
     write_text,
 )
 
-
-def table(paths: StoremonPaths, sql: str) -> list[tuple]:
-    with duckdb.connect(str(paths.database)) as conn:
-        return conn.execute(sql).fetchall()
+CURRENT = "retired_load IS NULL"  # the current version of hours and zones
 
 
-def rejected(paths: StoremonPaths, source: str) -> list[tuple]:
-    return table(paths, f"SELECT line_number, reason FROM rejected_rows WHERE source = '{source}' ORDER BY 1")
+def rejected(settings: Settings, source: str) -> list[tuple]:
+    return table(settings, f"SELECT line_number, reason FROM {{wh}}.rejected_rows WHERE source = '{source}' ORDER BY 1")
+
+
+def ingest_dir(settings: Settings, source_dir=None) -> ingest.LoadOutcome:
+    return ingest.ingest(open_warehouse(settings), source_dir or settings.source_dir, progress=lambda message: None)
 
 
 def error_chain(error) -> str:
@@ -50,74 +55,77 @@ def poll_rows(n_start: int, n: int, store: str = "7") -> list[str]:
 # --- the Dagster path ---------------------------------------------------------------------
 
 
-def test_ingest_assets_materialize_into_duckdb(paths):
-    result = materialize_ingestion(paths)
+def test_ingest_assets_materialize_into_the_warehouse(settings):
+    result = materialize_ingestion(settings)
     assert result.success
-    assert table(paths, "SELECT store_id, status, timestamp_utc::VARCHAR FROM raw_store_polls ORDER BY 1, 3") == [
+    assert table(settings, "SELECT store_id, status, timestamp_utc::VARCHAR FROM {wh}.raw_store_polls ORDER BY 1, 3") == [
         ("1", "active", "2023-01-24 09:06:42.605777"),
         ("1", "inactive", "2023-01-24 10:07:00.12"),
         ("2", "active", "2023-01-24 09:30:00"),
     ]
-    assert table(paths, "SELECT store_id, day_of_week, start_time_local::VARCHAR FROM raw_business_hours ORDER BY 2") == [
+    assert table(settings, "SELECT store_id, day_of_week, start_time_local::VARCHAR FROM {wh}.raw_business_hours ORDER BY 2") == [
         ("1", 0, "09:00:00"),
         ("1", 1, "09:00:00"),
     ]
-    assert table(paths, "SELECT * FROM raw_store_timezones ORDER BY 1") == [("1", "America/New_York"), ("2", "Asia/Kolkata")]
-    polls = result.asset_materializations_for_node("raw_store_polls")[0]
+    assert table(settings, f"SELECT store_id, timezone_str FROM {{wh}}.raw_store_timezones WHERE {CURRENT} ORDER BY 1") == [("1", "America/New_York"), ("2", "Asia/Kolkata")]
+    polls = materialization(result, "raw_store_polls")
     assert polls.metadata["rows_added"].value == 3
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks["no_duplicate_poll_keys"] and checks["no_empty_store_ids"] and checks["no_rejected_rows"]
+    assert checks["no_duplicate_poll_keys"] and checks["no_rejected_rows"]
     # The sample is from 2023: the freshness check warns, it does not fail the run.
     assert checks["newest_poll_is_recent"] is False
 
 
-def test_reingesting_the_same_file_adds_nothing(paths):
-    materialize_ingestion(paths)
-    second = materialize_ingestion(paths)
-    assert second.asset_materializations_for_node("raw_store_polls")[0].metadata["rows_added"].value == 0
-    assert table(paths, "SELECT count(*) FROM raw_store_polls") == [(3,)]
+def test_reingesting_the_same_file_adds_nothing(settings):
+    materialize_ingestion(settings)
+    second = materialize_ingestion(settings)
+    assert materialization(second, "raw_store_polls").metadata["rows_added"].value == 0
+    assert table(settings, "SELECT count(*) FROM {wh}.raw_store_polls") == [(3,)]
 
 
-def test_an_overlapping_file_appends_only_new_rows(paths):
-    materialize_ingestion(paths)
+def test_an_overlapping_file_appends_only_new_rows(settings):
+    materialize_ingestion(settings)
     write_text(
-        paths.source_dir / "store_status.csv",
+        settings.source_dir / "store_status.csv",
         csv_text(POLLS_HEADER, ["2,active,2023-01-24 09:30:00 UTC", "2,inactive,2023-01-24 11:00:00 UTC"]),
     )
-    result = materialize_ingestion(paths)
-    assert result.asset_materializations_for_node("raw_store_polls")[0].metadata["rows_added"].value == 1
-    assert table(paths, "SELECT count(*) FROM raw_store_polls") == [(4,)]
+    result = materialize_ingestion(settings)
+    assert materialization(result, "raw_store_polls").metadata["rows_added"].value == 1
+    assert table(settings, "SELECT count(*) FROM {wh}.raw_store_polls") == [(4,)]
 
 
-def test_a_grown_file_is_read_from_where_the_last_run_stopped(tmp_path):
-    folder = tmp_path / "src"
+def test_a_grown_file_is_read_from_where_the_last_run_stopped(settings):
+    folder = settings.source_dir
     write_text(folder / "store_status.csv", csv_text(POLLS_HEADER, poll_rows(0, 5000)))
-    conn = warehouse.connect(tmp_path / "db.duckdb")
-    first = warehouse.ingest_polls(conn, folder)
+    first = ingest_dir(settings).results["store_status"]
     assert (first.mode, first.rows_added) == ("full", 5000)
     with open(folder / "store_status.csv", "a") as f:
         f.write("\n".join(poll_rows(5000, 1000)) + "\n")
-    second = warehouse.ingest_polls(conn, folder)
+    second = ingest_dir(settings).results["store_status"]
     assert (second.mode, second.rows_read, second.rows_added) == ("incremental", 1000, 1000)
     # A bad row in the increment is reported with its line number in the whole file.
     with open(folder / "store_status.csv", "a") as f:
         f.write("7,bogus,2023-01-25 23:00:00 UTC\n")
-    third = warehouse.ingest_polls(conn, folder)
+    third = ingest_dir(settings).results["store_status"]
     assert (third.mode, third.rows_read, third.rows_rejected) == ("incremental", 1, 1)
-    assert conn.execute("SELECT line_number FROM rejected_rows").fetchall() == [(6002,)]
+    assert table(settings, "SELECT line_number FROM {wh}.rejected_rows") == [(6002,)]
     # A rewritten file (not just grown) is read whole again, still adding nothing twice.
     write_text(folder / "store_status.csv", csv_text(POLLS_HEADER, poll_rows(100, 6000)))
-    fourth = warehouse.ingest_polls(conn, folder)
+    fourth = ingest_dir(settings).results["store_status"]
     assert (fourth.mode, fourth.rows_added) == ("full", 100)
-    assert conn.execute("SELECT count(*) FROM raw_store_polls").fetchall() == [(6100,)]
+    assert table(settings, "SELECT count(*) FROM {wh}.raw_store_polls") == [(6100,)]
+    # Every load has its id on the rows it added.
+    assert table(settings, "SELECT load_id, count(*) FROM {wh}.raw_store_polls GROUP BY 1 ORDER BY 1") == [
+        (1, 5000), (2, 1000), (4, 100)
+    ]
 
 
 # --- bad rows: rejected with line and reason, good rows kept -------------------------------
 
 
-def test_bad_polls_are_rejected_and_good_ones_kept(paths):
+def test_bad_polls_are_rejected_and_good_ones_kept(settings):
     write_text(
-        paths.source_dir / "store_status.csv",
+        settings.source_dir / "store_status.csv",
         csv_text(
             POLLS_HEADER,
             [
@@ -130,13 +138,13 @@ def test_bad_polls_are_rejected_and_good_ones_kept(paths):
             ],
         ),
     )
-    result = materialize_ingestion(paths)
+    result = materialize_ingestion(settings)
     assert result.success
-    assert table(paths, "SELECT timestamp_utc::VARCHAR, status FROM raw_store_polls ORDER BY 1") == [
+    assert table(settings, "SELECT timestamp_utc::VARCHAR, status FROM {wh}.raw_store_polls ORDER BY 1") == [
         ("2023-01-24 09:00:00", "active"),
         ("2023-01-24 11:00:00.25", "active"),
     ]
-    reasons = rejected(paths, "store_status")
+    reasons = rejected(settings, "store_status")
     assert [line for line, _ in reasons] == [3, 5, 6, 7]
     assert "status is not active or inactive (got 'offline')" in reasons[0][1]
     assert "timestamp_utc is not a timestamp" in reasons[1][1] and "'yesterday'" in reasons[1][1]
@@ -148,29 +156,29 @@ def test_bad_polls_are_rejected_and_good_ones_kept(paths):
     assert warn.metadata["rejected_rows"].value == 4
 
 
-def test_bad_hours_and_zones_are_rejected_and_good_ones_kept(paths):
+def test_bad_hours_and_zones_are_rejected_and_good_ones_kept(settings):
     write_text(
-        paths.source_dir / "business_hours.csv",
+        settings.source_dir / "business_hours.csv",
         csv_text(
             HOURS_HEADER,
             ["1,0,09:00:00,17:00:00", "1,7,09:00:00,17:00:00", "1,2,9am,17:00:00", "1,3,10:00,24:30", "1,4,10:00,11:00"],
         ),
     )
-    write_text(paths.source_dir / "timezones.csv", csv_text(ZONES_HEADER, ["1,America/New_York", "2,Mars/Olympus_Mons"]))
-    assert materialize_ingestion(paths).success
-    assert table(paths, "SELECT day_of_week FROM raw_business_hours ORDER BY 1") == [(0,), (4,)]
-    hours = rejected(paths, "business_hours")
+    write_text(settings.source_dir / "timezones.csv", csv_text(ZONES_HEADER, ["1,America/New_York", "2,Mars/Olympus_Mons"]))
+    assert materialize_ingestion(settings).success
+    assert table(settings, f"SELECT day_of_week FROM {{wh}}.raw_business_hours WHERE {CURRENT} ORDER BY 1") == [(0,), (4,)]
+    hours = rejected(settings, "business_hours")
     assert [line for line, _ in hours] == [3, 4, 5]
     assert "day_of_week is not an integer 0-6" in hours[0][1]
     assert "start_time_local is not a time HH:MM[:SS] (got '9am')" in hours[1][1]
     assert "end_time_local is not a time" in hours[2][1]
-    assert table(paths, "SELECT * FROM raw_store_timezones") == [("1", "America/New_York")]
-    assert rejected(paths, "timezones") == [(3, "timezone_str is not a known IANA time zone (got 'Mars/Olympus_Mons')")]
+    assert table(settings, f"SELECT store_id, timezone_str FROM {{wh}}.raw_store_timezones WHERE {CURRENT}") == [("1", "America/New_York")]
+    assert rejected(settings, "timezones") == [(3, "timezone_str is not a known IANA time zone (got 'Mars/Olympus_Mons')")]
 
 
-def test_duplicated_and_conflicting_rows(paths):
+def test_duplicated_and_conflicting_rows(settings):
     write_text(
-        paths.source_dir / "store_status.csv",
+        settings.source_dir / "store_status.csv",
         csv_text(
             POLLS_HEADER,
             [
@@ -182,57 +190,62 @@ def test_duplicated_and_conflicting_rows(paths):
         ),
     )
     write_text(
-        paths.source_dir / "timezones.csv",
+        settings.source_dir / "timezones.csv",
         csv_text(ZONES_HEADER, ["1,America/New_York", "1,America/New_York", "2,Asia/Tokyo", "2,Europe/Paris"]),
     )
-    result = materialize_ingestion(paths)
-    assert table(paths, "SELECT timestamp_utc::VARCHAR, status FROM raw_store_polls ORDER BY 1") == [
+    result = materialize_ingestion(settings)
+    assert table(settings, "SELECT timestamp_utc::VARCHAR, status FROM {wh}.raw_store_polls ORDER BY 1") == [
         ("2023-01-24 09:00:00", "active"),
         ("2023-01-24 10:00:00", "inactive"),
     ]
-    meta = result.asset_materializations_for_node("raw_store_polls")[0].metadata
+    meta = materialization(result, "raw_store_polls").metadata
     assert (meta["duplicate_rows"].value, meta["conflicting_duplicate_rows"].value) == (1, 2)
-    assert table(paths, "SELECT * FROM raw_store_timezones ORDER BY 1") == [("1", "America/New_York"), ("2", "Asia/Tokyo")]
-    assert rejected(paths, "timezones") == [
+    assert table(settings, f"SELECT store_id, timezone_str FROM {{wh}}.raw_store_timezones WHERE {CURRENT} ORDER BY 1") == [("1", "America/New_York"), ("2", "Asia/Tokyo")]
+    assert rejected(settings, "timezones") == [
         (5, "timezone_str 'Europe/Paris' conflicts with line 4 for the same store; line 4 was kept")
     ]
-    # A later file saying inactive for a key stored as active turns it inactive (rule: inactive wins).
-    write_text(paths.source_dir / "store_status.csv", csv_text(POLLS_HEADER, ["1,inactive,2023-01-24 09:00:00 UTC"]))
-    materialize_ingestion(paths)
-    assert table(paths, "SELECT status FROM raw_store_polls WHERE timestamp_utc = '2023-01-24 09:00:00'") == [("inactive",)]
+    # A later file saying inactive for a key stored as active turns it inactive (rule: inactive
+    # wins) from that load on; the earlier load's snapshot still sees it active.
+    write_text(settings.source_dir / "store_status.csv", csv_text(POLLS_HEADER, ["1,inactive,2023-01-24 09:00:00 UTC"]))
+    materialize_ingestion(settings)
+    key = "{wh}.raw_store_polls WHERE timestamp_utc = '2023-01-24 09:00:00'"
+    assert table(settings, f"SELECT status, load_id, inactive_from_load FROM {key}") == [("active", 1, 2)]
+    statuses = {}
+    for load_id in (1, 2):
+        with report.ReportComputation(open_warehouse(settings), load_id=load_id) as run:
+            statuses[load_id] = run.value("SELECT status FROM raw_store_polls WHERE timestamp_utc = '2023-01-24 09:00:00'")
+    assert statuses == {1: "active", 2: "inactive"}
 
 
-def test_bom_crlf_quotes_and_column_order(paths):
+def test_bom_crlf_quotes_and_column_order(settings):
     write_text(
-        paths.source_dir / "store_status.csv",
+        settings.source_dir / "store_status.csv",
         csv_text('"timestamp_utc","store_id","status"', ['"2023-01-24 09:00:00.123 UTC","1","active"', '"2023-01-24 10:00:00 UTC", 1 ,inactive']),
         newline="\r\n",
         bom=True,
     )
-    assert materialize_ingestion(paths).success
-    assert table(paths, "SELECT store_id, timestamp_utc::VARCHAR, status FROM raw_store_polls ORDER BY 2") == [
+    assert materialize_ingestion(settings).success
+    assert table(settings, "SELECT store_id, timestamp_utc::VARCHAR, status FROM {wh}.raw_store_polls ORDER BY 2") == [
         ("1", "2023-01-24 09:00:00.123", "active"),
         ("1", "2023-01-24 10:00:00", "inactive"),
     ]
-    assert rejected(paths, "store_status") == []
+    assert rejected(settings, "store_status") == []
 
 
-def test_the_2025_format_and_original_file_names(tmp_path):
+def test_the_2025_format_and_original_file_names(tmp_path, mode, request):
     folder = tmp_path / "src"
     uuid = "0c6f8a6e-38f0-4a53-8b2b-7d0a7a2f3a11"
     write_text(folder / "store status.csv.gz", csv_text(POLLS_HEADER, [f"{uuid},active,2024-10-07T09:43:08.523+00:00"]))
     write_text(folder / "Menu hours.csv", csv_text("store_id,day,start_time_local,end_time_local", ["1234567890123456789,6,10:00:00,02:00:00"]))
     write_text(folder / "bq-results-20230125-202210-1674678181880.csv", csv_text(ZONES_HEADER, [f"{uuid},Europe/Berlin"]))
-    conn = warehouse.connect(tmp_path / "db.duckdb")
-    warehouse.ingest_polls(conn, folder)
-    warehouse.ingest_business_hours(conn, folder)
-    warehouse.ingest_timezones(conn, folder)
-    assert conn.execute("SELECT store_id, timestamp_utc::VARCHAR FROM raw_store_polls").fetchall() == [
+    settings = make_settings(tmp_path / "home", folder, request.getfixturevalue("postgres_url") if mode == "postgres" else "duckdb")
+    assert ingest_dir(settings).errors == []
+    assert table(settings, "SELECT store_id, timestamp_utc::VARCHAR FROM {wh}.raw_store_polls") == [
         (uuid, "2024-10-07 09:43:08.523")
     ]
     # Ids are text: 19 digits survive exactly, never as floats.
-    assert conn.execute("SELECT store_id, day_of_week FROM raw_business_hours").fetchall() == [("1234567890123456789", 6)]
-    assert conn.execute("SELECT timezone_str FROM raw_store_timezones").fetchall() == [("Europe/Berlin",)]
+    assert table(settings, "SELECT store_id, day_of_week FROM {wh}.raw_business_hours") == [("1234567890123456789", 6)]
+    assert table(settings, "SELECT timezone_str FROM {wh}.raw_store_timezones") == [("Europe/Berlin",)]
 
 
 # --- whole-file errors: the run fails, naming the file, and the old data stays ------------
@@ -248,47 +261,62 @@ def test_the_2025_format_and_original_file_names(tmp_path):
         ("timezones.csv", "", "the file is empty"),
     ],
 )
-def test_a_bad_file_fails_the_run_and_keeps_previous_data(paths, file_name, content, message):
-    materialize_ingestion(paths)
-    before = table(paths, "SELECT (SELECT count(*) FROM raw_store_polls), (SELECT count(*) FROM raw_business_hours), (SELECT count(*) FROM raw_store_timezones)")
-    write_text(paths.source_dir / file_name, content)
-    result = materialize_ingestion(paths, raise_on_error=False)
+def test_a_bad_file_fails_the_run_and_keeps_previous_data(settings, file_name, content, message):
+    materialize_ingestion(settings)
+    before = table(settings, "SELECT (SELECT count(*) FROM {wh}.raw_store_polls), (SELECT count(*) FROM {wh}.raw_business_hours), (SELECT count(*) FROM {wh}.raw_store_timezones)")
+    write_text(settings.source_dir / file_name, content)
+    result = materialize_ingestion(settings, raise_on_error=False)
     assert not result.success
     errors = " ".join(error_chain(e.event_specific_data.error) for e in result.all_events if e.is_step_failure)
-    assert str(paths.source_dir / file_name) in errors and message in errors
+    assert str(settings.source_dir / file_name) in errors and message in errors
     assert "expected" in errors  # names the expected columns
-    after = table(paths, "SELECT (SELECT count(*) FROM raw_store_polls), (SELECT count(*) FROM raw_business_hours), (SELECT count(*) FROM raw_store_timezones)")
+    after = table(settings, "SELECT (SELECT count(*) FROM {wh}.raw_store_polls), (SELECT count(*) FROM {wh}.raw_business_hours), (SELECT count(*) FROM {wh}.raw_store_timezones)")
     assert after == before
 
 
-def test_a_missing_file_names_the_folder_and_the_accepted_names(paths):
-    (paths.source_dir / "timezones.csv").unlink()
+def test_a_missing_file_names_the_folder_and_the_accepted_names(settings):
+    (settings.source_dir / "timezones.csv").unlink()
     with pytest.raises(sources.SourceError, match=r"no timezones file in .*timezones\.csv\[\.gz\], bq-results-\*\.csv"):
-        warehouse.ingest_timezones(warehouse.connect(paths.database), paths.source_dir)
+        ingest._stage_zones(None, settings.source_dir)
 
 
-def test_a_crash_mid_write_leaves_the_database_as_it_was(paths):
-    materialize_ingestion(paths)
-    before = table(paths, "SELECT * FROM raw_store_polls ORDER BY ALL")
-    write_text(paths.source_dir / "store_status.csv", csv_text(POLLS_HEADER, poll_rows(0, 2000)))
-    # A real crash: the process dies (no exception handling, no rollback) after the new rows
-    # were inserted and before the transaction commits.
+def test_a_crash_mid_load_leaves_the_warehouse_as_it_was(settings):
+    """kill -9 of the writer inside the load's transaction: all of the load or none of it."""
+    materialize_ingestion(settings)
+    snapshot = (
+        "SELECT (SELECT count(*) FROM {wh}.raw_store_polls), (SELECT count(*) FROM {wh}.raw_business_hours), "
+        "(SELECT count(*) FROM {wh}.raw_store_timezones), (SELECT count(*) FROM {wh}.loads), "
+        "(SELECT count(*) FROM {wh}.rejected_rows), (SELECT max(byte_offset) FROM {wh}.source_progress)"
+    )
+    before = table(settings, snapshot)
+    polls_before = table(settings, "SELECT store_id, timestamp_utc, status FROM {wh}.raw_store_polls ORDER BY 1, 2")
+    # New polls, new hours, a rejected row: every source has something to write.
+    write_text(settings.source_dir / "store_status.csv", csv_text(POLLS_HEADER, [*poll_rows(0, 2000), "x,bogus,1"]))
+    write_text(settings.source_dir / "business_hours.csv", csv_text(HOURS_HEADER, ["1,2,08:00,12:00"]))
+    # The process dies (no exception handling, no rollback) after the load's statements ran,
+    # before the transaction commits.
     script = textwrap.dedent(
         f"""
         import os
         from pathlib import Path
-        from storemon_pipeline import warehouse
+        from storemon_pipeline.core import ingest, warehouse
+        from storemon_pipeline.core.settings import Settings
         def die(*args, **kwargs):
-            os._exit(17)
-        warehouse._fingerprint_or_empty = die
-        conn = warehouse.connect({str(paths.database)!r})
-        warehouse.ingest_polls(conn, Path({str(paths.source_dir)!r}))
+            os.kill(os.getpid(), 9)
+        warehouse._record_counts = die
+        settings = Settings(home=Path({str(settings.home)!r}), source_dir=Path({str(settings.source_dir)!r}),
+                            warehouse={settings.warehouse!r})
+        ingest.ingest(warehouse.open_warehouse(settings), settings.source_dir)
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 17, done.stderr
-    assert table(paths, "SELECT * FROM raw_store_polls ORDER BY ALL") == before
-    assert table(paths, "SELECT count(*) FROM rejected_rows") == [(0,)]
+    assert done.returncode == -9, done.stderr
+    assert table(settings, snapshot) == before
+    assert table(settings, "SELECT store_id, timestamp_utc, status FROM {wh}.raw_store_polls ORDER BY 1, 2") == polls_before
+    # The next load takes it all.
+    outcome = ingest_dir(settings)
+    assert outcome.results["store_status"].rows_added == 2000
+    assert table(settings, f"SELECT day_of_week FROM {{wh}}.raw_business_hours WHERE {CURRENT}") == [(2,)]
 
 
 # --- the public dataset -------------------------------------------------------------------
@@ -296,12 +324,11 @@ def test_a_crash_mid_write_leaves_the_database_as_it_was(paths):
 
 @requires_shared_data
 def test_the_public_hours_and_zones_load_without_rejections(tmp_path):
-    conn = warehouse.connect(tmp_path / "db.duckdb")
-    hours = warehouse.ingest_business_hours(conn, SHARED_DATA)
-    zones = warehouse.ingest_timezones(conn, SHARED_DATA)
-    polls = warehouse.ingest_polls(conn, SHARED_DATA)
+    settings = make_settings(tmp_path / "home", SHARED_DATA)
+    results = ingest_dir(settings).results
+    hours, zones, polls = results["business_hours"], results["timezones"], results["store_status"]
     assert hours.rows_read == 86_198 and hours.rows_rejected == 0
-    assert conn.execute("SELECT count(DISTINCT store_id) FROM raw_business_hours").fetchall() == [(11_116,)]
+    assert table(settings, "SELECT count(DISTINCT store_id) FROM {wh}.raw_business_hours") == [(11_116,)]
     assert zones.rows_read == 13_559 and zones.rows_rejected == 0 and zones.total_rows == 13_559
     assert polls.rows_read == 5_032 and polls.rows_rejected == 0
     assert polls.rows_added + polls.duplicate_rows + polls.conflicting_rows >= 5_032 - polls.conflicting_rows
@@ -320,7 +347,7 @@ _LINE = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@hypothesis_settings(max_examples=200, deadline=None)
 @given(lines=st.lists(_LINE, min_size=1, max_size=30), crlf=st.booleans(), first_line=st.integers(2, 10**6))
 def test_the_fast_reader_agrees_with_the_exact_one(lines, crlf, first_line):
     """pyarrow reads well-formed blocks; pandas' exact reader everything else. Same rows, same lines."""
@@ -348,7 +375,11 @@ def test_well_formed_blocks_take_the_fast_reader():
     assert rows["line_number"].tolist() == [7, 8] and malformed.empty
 
 
-def test_duckdb_memory_limit_comes_from_the_environment(tmp_path, monkeypatch):
+def test_duckdb_memory_limit_comes_from_the_environment(monkeypatch):
+    import duckdb
+
+    from storemon_pipeline.core.db import configure, fetch_value
+
     monkeypatch.setenv("STOREMON_DUCKDB_MEMORY_LIMIT", "1GB")
-    with warehouse.connect(tmp_path / "limited.duckdb") as conn:
-        assert warehouse.fetch_value(conn, "SELECT current_setting('memory_limit')") == "953.6 MiB"
+    with configure(duckdb.connect()) as conn:
+        assert fetch_value(conn, "SELECT current_setting('memory_limit')") == "953.6 MiB"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from datetime import datetime, time, timedelta
@@ -11,15 +12,17 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storemon_pipeline import report, sample, warehouse
 from storemon_pipeline.assets.ingestion import ingestion_assets
 from storemon_pipeline.assets.report import report_assets
+from storemon_pipeline.core import ingest, report, sample
+from storemon_pipeline.core.settings import Settings
+from storemon_pipeline.core.warehouse import open_warehouse
 from storemon_pipeline.resources import build_resources
-from storemon_pipeline.settings import StoremonPaths
-from storemon_pipeline_tests.conftest import SHARED_DATA, requires_shared_data
+from storemon_pipeline_tests.conftest import SHARED_DATA, materialization, requires_shared_data
 from storemon_pipeline_tests.report_oracle import oracle_report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,14 +31,15 @@ VALUE_COLUMNS = report.REPORT_COLUMNS[1:]
 
 
 def load(conn, polls, hours=(), zones=None) -> None:
-    """Put rows into the raw tables without files: polls through ingestion's own merge (one
-    row per store and instant), hours and zones as given (parsing is tested on its own)."""
-    warehouse.ensure_schema(conn)
-    conn.execute("DELETE FROM raw_store_polls; DELETE FROM raw_business_hours; DELETE FROM raw_store_timezones")
-    if polls:
-        warehouse.create_poll_stage(conn)
-        conn.executemany("INSERT INTO staged_polls VALUES (?, ?, ?, 0)", [list(p) for p in polls])
-        warehouse.merge_staged_polls(conn, warehouse.IngestResult(source_file="test"))
+    """Put rows into a report's source tables without files: polls through ingestion's own
+    merge (one row per store and instant), hours and zones as given (parsing is tested on
+    its own)."""
+    conn.execute(ingest.STAGE_SQL)
+    conn.executemany("INSERT INTO staged_polls VALUES (?, ?, ?, 0)", [list(p) for p in polls])
+    ingest.merge_staged_polls(conn, ingest.IngestResult(source="test"))
+    conn.execute("CREATE TABLE raw_store_polls AS SELECT store_id, timestamp_utc, status FROM merged_polls")
+    conn.execute("CREATE TABLE raw_business_hours (store_id VARCHAR, day_of_week TINYINT, start_time_local TIME, end_time_local TIME)")
+    conn.execute("CREATE TABLE raw_store_timezones (store_id VARCHAR, timezone_str VARCHAR)")
     if hours:
         conn.executemany("INSERT INTO raw_business_hours VALUES (?, ?, ?, ?)", [list(h) for h in hours])
     if zones:
@@ -45,7 +49,8 @@ def load(conn, polls, hours=(), zones=None) -> None:
 def compute(polls, hours=(), zones=None, as_of=None) -> dict[str, dict[str, float]]:
     with duckdb.connect() as conn:
         load(conn, polls, hours, zones)
-        frame = report.compute_report(conn, as_of)
+        report.build_report_tables(conn, as_of or max(t for _, t, _ in polls))
+        frame = conn.execute(report.REPORT_QUERY).df()
     return {row["store_id"]: {c: float(row[c]) for c in VALUE_COLUMNS} for row in frame.to_dict("records")}
 
 
@@ -210,11 +215,11 @@ def test_local_to_utc_follows_zoneinfo_fold_0(local, zone):
 # --- invariants on the sample, through the Dagster assets -------------------------------------
 
 
-def materialize_report(paths: StoremonPaths, as_of: str | None = None) -> dg.ExecuteInProcessResult:
+def materialize_report(settings: Settings, as_of: str | None = None, snapshot: int | None = None) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*ingestion_assets, *report_assets],
-        resources=build_resources(paths),
-        run_config={"ops": {"localized_business_hours": {"config": {"as_of": as_of}}}},
+        resources=build_resources(settings),
+        run_config={"ops": {"report": {"config": {"as_of": as_of, "snapshot": snapshot}}}},
     )
 
 
@@ -235,36 +240,124 @@ def check_invariants(frame: pd.DataFrame, business: pd.DataFrame | None = None) 
             assert ((total - merged[f"open_{name}"]).abs() <= 0.011).all(), name
 
 
-def business_time(database: Path) -> pd.DataFrame:
-    with duckdb.connect(str(database)) as conn:
+def business_time(localized_business_hours: Path, as_of) -> pd.DataFrame:
+    """Business time per window, from the localized_business_hours asset's Parquet file."""
+    with duckdb.connect() as conn:
         return conn.execute(
-            """
+            f"""
             SELECT store_id,
-              sum(greatest(0, epoch(least(end_utc, as_of)) - epoch(greatest(start_utc, as_of - INTERVAL 1 HOUR)))) / 60 AS open_hour,
-              sum(greatest(0, epoch(least(end_utc, as_of)) - epoch(greatest(start_utc, as_of - INTERVAL 24 HOUR)))) / 3600 AS open_day,
-              sum(greatest(0, epoch(least(end_utc, as_of)) - epoch(greatest(start_utc, as_of - INTERVAL 168 HOUR)))) / 3600 AS open_week
-            FROM localized_business_hours, report_as_of GROUP BY store_id
-            """
+              sum(greatest(0, epoch(least(end_utc, $as_of)) - epoch(greatest(start_utc, $as_of - INTERVAL 1 HOUR)))) / 60 AS open_hour,
+              sum(greatest(0, epoch(least(end_utc, $as_of)) - epoch(greatest(start_utc, $as_of - INTERVAL 24 HOUR)))) / 3600 AS open_day,
+              sum(greatest(0, epoch(least(end_utc, $as_of)) - epoch(greatest(start_utc, $as_of - INTERVAL 168 HOUR)))) / 3600 AS open_week
+            FROM '{localized_business_hours}' GROUP BY store_id
+            """,
+            {"as_of": as_of},
         ).df()
 
 
-def test_report_asset_writes_the_csv_and_metadata(tmp_path):
-    paths = StoremonPaths(home=tmp_path / "home", source_dir=REPO / "data" / "sample")
-    result = materialize_report(paths)
-    meta = result.asset_materializations_for_node("store_report")[0].metadata
-    path = paths.reports_dir / f"{result.run_id}.csv"
+@pytest.fixture
+def sample_settings(tmp_path, mode, request) -> Settings:
+    warehouse = request.getfixturevalue("postgres_url") if mode == "postgres" else "duckdb"
+    return Settings(home=tmp_path / "home", source_dir=REPO / "data" / "sample", warehouse=warehouse)
+
+
+def test_report_asset_writes_the_csv_and_metadata(sample_settings):
+    settings = sample_settings
+    result = materialize_report(settings)
+    meta = materialization(result, "store_report").metadata
+    path = settings.reports_dir / f"{result.run_id}.csv"
     assert meta["path"].value == str(path) and meta["dagster/row_count"].value == 300
     newest_poll = pd.to_datetime(
-        pd.read_csv(paths.source_dir / "store_status.csv.gz", dtype=str)["timestamp_utc"].str.removesuffix(" UTC")
+        pd.read_csv(settings.source_dir / "store_status.csv.gz", dtype=str)["timestamp_utc"].str.removesuffix(" UTC")
     ).max()
     assert pd.Timestamp(meta["as_of"].value) == newest_poll
+    assert meta["load_id"].value == 1
     assert "store_id" in meta["most_downtime_last_week"].value
     frame = read_report(path)
     assert len(frame) == 300
-    check_invariants(frame, business_time(paths.database))
-    assert not list(paths.reports_dir.glob(".*.tmp"))
-    with duckdb.connect(str(paths.database)) as conn:
-        assert conn.execute("SELECT report_id, row_count, path FROM reports").fetchall() == [(result.run_id, 300, str(path))]
+    # The intermediate assets are inspectable: Parquet files named in their metadata.
+    hours_file = Path(materialization(result, "localized_business_hours").metadata["path"].value)
+    intervals_file = Path(materialization(result, "status_intervals").metadata["path"].value)
+    assert pd.read_parquet(intervals_file)["status"].isin(["active", "inactive"]).all()
+    check_invariants(frame, business_time(hours_file, newest_poll.to_pydatetime()))
+    assert not list(settings.reports_dir.glob(".*.tmp"))
+    record = report.ReportRecord.read(report.record_path(settings.reports_dir, result.run_id))
+    assert (record.report_id, record.row_count, record.load_id, record.as_of) == (result.run_id, 300, 1, str(newest_poll.to_pydatetime()))
+
+
+def test_materializing_any_report_asset_computes_all_three_from_the_newest_data(tmp_path):
+    """A partial materialization never reuses another run's leftovers (docs/report.md rule 1)."""
+    settings = Settings(home=tmp_path / "home", source_dir=REPO / "data" / "sample")
+    old = materialize_report(settings, as_of="2023-03-13 06:30:00")
+    assert materialization(old, "store_report").metadata["as_of"].value == "2023-03-13 06:30:00"
+    # Selecting one of them alone is refused (nothing can compute it without the others) ...
+    with pytest.raises(dg.DagsterInvalidDefinitionError):
+        dg.materialize([*ingestion_assets, *report_assets], resources=build_resources(settings), selection=["store_report"])
+    # ... and what the UI's "Materialize" does, adding the assets it needs, computes all three.
+    for selected in ("store_report", "status_intervals"):
+        selection = dg.AssetSelection.assets(selected).required_multi_asset_neighbors()
+        result = dg.materialize([*ingestion_assets, *report_assets], resources=build_resources(settings), selection=selection)
+        materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+        assert materialized == {"localized_business_hours", "status_intervals", "store_report"}
+        assert materialization(result, "store_report").metadata["as_of"].value == "2023-03-14 11:49:37.370000"
+
+
+def test_dagster_cli_materialize_never_reuses_an_older_report(tmp_path):
+    settings = Settings(home=tmp_path / "home", source_dir=REPO / "data" / "sample")
+    materialize_report(settings, as_of="2023-03-13 06:30:00")
+    (tmp_path / "dagster").mkdir()
+    env = {**os.environ, "STOREMON_HOME": str(settings.home), "STOREMON_SOURCE_DIR": str(settings.source_dir), "DAGSTER_HOME": str(tmp_path / "dagster")}
+
+    def materialize(selection: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "--select", selection, "-m", "storemon_pipeline.definitions"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        )
+
+    # One asset alone: Dagster refuses, because the three are one computation.
+    alone = materialize("store_report")
+    assert alone.returncode != 0 and "does not support subsetting" in alone.stderr
+    done = materialize("group:report")
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = [report.ReportRecord.read(path) for path in settings.reports_dir.glob("*.json")]
+    assert sorted(record.as_of for record in records) == ["2023-03-13 06:30:00", "2023-03-14 11:49:37.370000"]
+
+
+def storemon_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([STOREMON, "report", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_a_snapshot_recomputes_a_past_report_byte_identically(tmp_path, mode, request):
+    """Report; ingest late polls dated before that report's as_of; the first snapshot still
+    gives the first report, byte for byte."""
+    warehouse = ["--warehouse", request.getfixturevalue("postgres_url")] if mode == "postgres" else []
+    home, source = tmp_path / "home", tmp_path / "source"
+    source.mkdir()
+    for name in ("business_hours.csv", "timezones.csv"):
+        (source / name).write_bytes((REPO / "data" / "sample" / name).read_bytes())
+    polls = pd.read_csv(REPO / "data" / "sample" / "store_status.csv.gz", dtype=str)
+    late = polls.sample(n=400, random_state=3)
+    polls.drop(late.index).to_csv(source / "store_status.csv", index=False)
+    first = storemon_cli("--data-dir", str(source), "--home", str(home), *warehouse)
+    assert first.returncode == 0, first.stderr
+    # Late polls arrive: all dated before the first report's as_of, and all inactive.
+    late.assign(status="inactive").to_csv(source / "store_status.csv", mode="a", header=False, index=False)
+    second = storemon_cli("--data-dir", str(source), "--home", str(home), *warehouse)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout != first.stdout
+    again = storemon_cli("--home", str(home), "--snapshot", "1", *warehouse)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert storemon_cli("--home", str(home), "--snapshot", "2", *warehouse).stdout == second.stdout
+    missing = storemon_cli("--home", str(home), "--snapshot", "9", *warehouse)
+    assert missing.returncode == 1 and "snapshot 9 is not a load" in missing.stderr
+
+
+def test_both_warehouses_give_byte_identical_reports_on_the_sample(tmp_path, postgres_url):
+    embedded = storemon_cli("--data-dir", str(REPO / "data" / "sample"))
+    shared = storemon_cli("--data-dir", str(REPO / "data" / "sample"), "--warehouse", postgres_url)
+    assert embedded.returncode == 0 and shared.returncode == 0, embedded.stderr + shared.stderr
+    assert embedded.stdout == shared.stdout and embedded.stdout.count("\n") == 301
 
 
 def test_shuffled_input_gives_the_same_report_and_all_active_means_no_downtime(tmp_path):
@@ -340,5 +433,9 @@ def test_full_size_public_dataset(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     frame = read_report(out)
     assert len(frame) == counts["stores"]
-    check_invariants(frame, business_time(home / "storemon.duckdb"))
+    with report.ReportComputation(open_warehouse(Settings(home=home, source_dir=tmp_path / "full"))) as run:
+        run.build("localized_business_hours")
+        run.export("localized_business_hours", tmp_path / "hours.parquet")
+        as_of = run.snapshot.as_of
+    check_invariants(frame, business_time(tmp_path / "hours.parquet", as_of))
     print(f"full size: {counts}")

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storemon_pipeline.api import OPENAPI, create_app
-from storemon_pipeline.report_runs import InvalidReportId, ReportRuns, parse_report_id
+from storemon_pipeline.serving.api import OPENAPI, create_app
+from storemon_pipeline.serving.report_runs import InvalidReportId, ReportRuns, parse_report_id
 
 
 @given(st.uuids())
@@ -48,10 +48,9 @@ def test_the_openapi_description_covers_exactly_the_two_endpoints(tmp_path):
 
 WRITER = """
 import sys, duckdb
-from storemon_pipeline.warehouse import write_query_csv
-conn = duckdb.connect()
-conn.execute("SET enable_progress_bar = false")
-write_query_csv(conn, "SELECT range AS n, repeat('x', 40) AS pad FROM range(200000000)", sys.argv[1])
+from storemon_pipeline.core.db import configure, write_query
+conn = configure(duckdb.connect())
+write_query(conn, "SELECT range AS n, repeat('x', 40) AS pad FROM range(200000000)", sys.argv[1])
 """
 
 

@@ -1,52 +1,46 @@
-"""Resources, chosen from the environment (STOREMON_HOME, STOREMON_SOURCE_DIR)."""
+"""The one resource: storemon's settings (home, sources, warehouse, reports), from the environment."""
 
-
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from storemon_pipeline.settings import StoremonPaths, paths_from_env
-from storemon_pipeline.warehouse import configure
+from storemon_pipeline.core.settings import Settings, settings_from_env
+from storemon_pipeline.core.warehouse import Warehouse, open_warehouse
 
 
-class StoremonDuckDBResource(DuckDBResource):
-    """DuckDBResource that configures its sessions like ``warehouse.connect`` and also closes
-    its connection when the step fails.
+class StoremonResource(dg.ConfigurableResource):
+    """Where storemon reads its sources and keeps its data, as set by STOREMON_* variables.
 
-    (dagster-duckdb 0.29 closes it only on success; a failed step would keep the file, and
-    its write lock, open until garbage collection.)
+    ``warehouse`` is ``duckdb`` (the embedded file in ``home``) or a ``postgresql://`` URL.
     """
-
-    @contextmanager
-    def get_connection(self) -> Iterator:
-        with super().get_connection() as conn:
-            try:
-                yield configure(conn)
-            finally:
-                conn.close()
-
-
-class StoremonHome(dg.ConfigurableResource):
-    """Where storemon keeps its state (``home``) and reads its three source files (``source_dir``)."""
 
     home: str
     source_dir: str
+    warehouse: str
+    reports_dir: str
 
     @property
-    def paths(self) -> StoremonPaths:
-        return StoremonPaths(home=Path(self.home), source_dir=Path(self.source_dir))
+    def settings(self) -> Settings:
+        base = settings_from_env()
+        return base.replace(
+            home=Path(self.home),
+            source_dir=Path(self.source_dir),
+            warehouse=self.warehouse,
+            reports_dir_override=Path(self.reports_dir),
+        )
 
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self.paths.home.mkdir(parents=True, exist_ok=True)
-        self.paths.reports_dir.mkdir(parents=True, exist_ok=True)
+    def open_warehouse(self, context: dg.OpExecutionContext | None = None) -> Warehouse:
+        progress = context.log.info if context is not None else (lambda message: None)
+        return open_warehouse(self.settings, progress=progress)
 
 
-def build_resources(paths: StoremonPaths | None = None) -> dict[str, dg.ConfigurableResource]:
-    paths = paths or paths_from_env()
+def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
+    settings = settings or settings_from_env()
     return {
-        "duckdb": StoremonDuckDBResource(database=str(paths.database)),
-        "storemon": StoremonHome(home=str(paths.home), source_dir=str(paths.source_dir)),
+        "storemon": StoremonResource(
+            home=str(settings.home),
+            source_dir=str(settings.source_dir),
+            warehouse=settings.warehouse,
+            reports_dir=str(settings.reports_dir),
+        )
     }

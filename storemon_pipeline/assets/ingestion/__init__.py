@@ -1,35 +1,63 @@
-"""Raw sources in DuckDB: polls appended incrementally, hours and zones refreshed whole."""
+"""Raw sources in the warehouse: one load per run, the three files in one transaction."""
 
-
-import os
 from datetime import datetime, timezone
 from typing import Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from storemon_pipeline import sources, warehouse
-from storemon_pipeline.assets import DUCKDB_POOL
-from storemon_pipeline.resources import StoremonHome
+from storemon_pipeline.assets import OWNERS, WRITER_POOL, warehouse_kind
+from storemon_pipeline.core import ingest
+from storemon_pipeline.core.warehouse import NothingIngested
+from storemon_pipeline.resources import StoremonResource
 
 GROUP = "ingestion"
 REJECTION_PREVIEW_ROWS = 20
 
+raw_store_polls = dg.AssetSpec(
+    "raw_store_polls",
+    group_name=GROUP,
+    kinds={warehouse_kind()},
+    owners=OWNERS,
+    description=(
+        "Store polls (store_id, timestamp_utc, status), appended from the status file. Idempotent on "
+        "(store_id, timestamp_utc); each row carries the id of the load that added it. An uncompressed "
+        "file that only grew is read from where the last load stopped."
+    ),
+)
+raw_business_hours = dg.AssetSpec(
+    "raw_business_hours",
+    group_name=GROUP,
+    kinds={warehouse_kind()},
+    owners=OWNERS,
+    description="Business hours in local time per weekday (0 = Monday), versioned by load.",
+)
+raw_store_timezones = dg.AssetSpec(
+    "raw_store_timezones",
+    group_name=GROUP,
+    kinds={warehouse_kind()},
+    owners=OWNERS,
+    description="Each store's IANA time zone (one per store), versioned by load.",
+)
+SOURCE_ASSETS = {
+    ingest.POLLS: raw_store_polls,
+    ingest.HOURS: raw_business_hours,
+    ingest.ZONES: raw_store_timezones,
+}
 
-def _materialize_result(
-    context: dg.AssetExecutionContext, result: warehouse.IngestResult, **extra: Any
-) -> dg.MaterializeResult:
+
+def _metadata(context: dg.AssetExecutionContext, load_id: int, result: ingest.IngestResult) -> dict[str, Any]:
     context.log.info(result.summary())
     metadata: dict[str, Any] = {
+        "load_id": dg.MetadataValue.int(load_id),
         "source_file": result.source_file,
         "read_mode": result.mode,
         "rows_read": dg.MetadataValue.int(result.rows_read),
         "rows_added": dg.MetadataValue.int(result.rows_added),
+        "rows_retired": dg.MetadataValue.int(result.rows_retired),
         "rows_rejected": dg.MetadataValue.int(result.rows_rejected),
         "duplicate_rows": dg.MetadataValue.int(result.duplicate_rows),
         "conflicting_duplicate_rows": dg.MetadataValue.int(result.conflicting_rows),
         "dagster/row_count": dg.MetadataValue.int(result.total_rows),
-        **extra,
     }
     if result.rows_rejected:
         preview = result.rejections.sort_values("line_number").head(REJECTION_PREVIEW_ROWS)
@@ -39,77 +67,50 @@ def _materialize_result(
             f"(all are in the rejected_rows table); first ones:\n{lines}"
         )
         metadata["rejected_preview"] = dg.MetadataValue.md(preview[["line_number", "reason"]].to_markdown(index=False))
-    return dg.MaterializeResult(metadata=metadata)
+    return metadata
 
 
-@dg.asset(group_name=GROUP, kinds={"duckdb"}, pool=DUCKDB_POOL)
-def raw_store_polls(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, storemon: StoremonHome
-) -> dg.MaterializeResult:
-    """Store polls (store_id, timestamp_utc, status), appended from the status file.
-
-    Idempotent on (store_id, timestamp_utc); an uncompressed file that only grew is read from
-    where the last run stopped. Rows that fail validation go to ``rejected_rows``.
-    """
-    with duckdb.get_connection() as conn:
-        result = warehouse.ingest_polls(
-            conn, storemon.paths.source_dir, run_id=context.run.run_id, progress=context.log.info
-        )
-        newest = warehouse.fetch_value(conn, "SELECT max(timestamp_utc) FROM raw_store_polls")
-    return _materialize_result(context, result, newest_poll=str(newest))
-
-
-@dg.asset(group_name=GROUP, kinds={"duckdb"}, pool=DUCKDB_POOL)
-def raw_business_hours(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, storemon: StoremonHome
-) -> dg.MaterializeResult:
-    """Business hours in local time per weekday (0 = Monday), refreshed whole in one transaction."""
-    with duckdb.get_connection() as conn:
-        result = warehouse.ingest_business_hours(conn, storemon.paths.source_dir, run_id=context.run.run_id)
-    return _materialize_result(context, result)
-
-
-@dg.asset(group_name=GROUP, kinds={"duckdb"}, pool=DUCKDB_POOL)
-def raw_store_timezones(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, storemon: StoremonHome
-) -> dg.MaterializeResult:
-    """Each store's IANA time zone, refreshed whole in one transaction (one zone per store)."""
-    with duckdb.get_connection() as conn:
-        result = warehouse.ingest_timezones(conn, storemon.paths.source_dir, run_id=context.run.run_id)
-    return _materialize_result(context, result)
+@dg.multi_asset(
+    name="ingest_sources",
+    specs=[raw_store_polls, raw_business_hours, raw_store_timezones],
+    can_subset=False,
+    pool=WRITER_POOL,
+    description="One load: the three source files, validated and committed in one transaction.",
+)
+def ingest_sources(context: dg.AssetExecutionContext, storemon: StoremonResource):
+    warehouse = storemon.open_warehouse(context)
+    outcome = ingest.ingest(warehouse, storemon.settings.source_dir, run_id=context.run.run_id, progress=context.log.info)
+    context.log.info(f"committed load {outcome.load_id} to {warehouse.location}")
+    for source, spec in SOURCE_ASSETS.items():
+        result = outcome.results[source]
+        if result.error is None:
+            yield dg.MaterializeResult(asset_key=spec.key, metadata=_metadata(context, outcome.load_id, result))
+    if outcome.errors:
+        # The other sources are committed; this one kept its previous data.
+        raise dg.Failure(description="; ".join(outcome.errors))
 
 
 # ---------------------------------------------------------------------------------------
 # Checks: the invariants users rely on.
 
 
-@dg.asset_check(asset=raw_store_polls, pool=DUCKDB_POOL, blocking=True)
-def no_duplicate_poll_keys(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    """At most one poll per (store_id, timestamp_utc)."""
-    with duckdb.get_connection() as conn:
-        duplicates = warehouse.fetch_value(
-            conn,
-            "SELECT count(*) FROM (SELECT 1 FROM raw_store_polls GROUP BY store_id, timestamp_utc HAVING count(*) > 1)",
-        )
-    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_keys": duplicates})
+@dg.asset_check(asset=raw_store_polls.key, blocking=True)
+def no_duplicate_poll_keys(storemon: StoremonResource) -> dg.AssetCheckResult:
+    """At most one poll per (store_id, timestamp_utc), among the keys the latest load touched."""
+    warehouse = storemon.open_warehouse()
+    latest = warehouse.latest_load() or 0
+    duplicates = warehouse.duplicate_poll_keys(since_load=latest - 1)
+    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_keys": duplicates, "load_id": latest})
 
 
-@dg.asset_check(asset=raw_store_polls, pool=DUCKDB_POOL)
-def no_empty_store_ids(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    """Every poll names a store."""
-    with duckdb.get_connection() as conn:
-        empty = warehouse.fetch_value(
-            conn, "SELECT count(*) FROM raw_store_polls WHERE store_id IS NULL OR store_id = ''"
-        )
-    return dg.AssetCheckResult(passed=empty == 0, metadata={"polls_without_store": empty})
-
-
-@dg.asset_check(asset=raw_store_polls, pool=DUCKDB_POOL)
-def newest_poll_is_recent(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+@dg.asset_check(asset=raw_store_polls.key)
+def newest_poll_is_recent(storemon: StoremonResource) -> dg.AssetCheckResult:
     """Warns when the newest poll is older than STOREMON_MAX_POLL_AGE_HOURS (default 2) hours."""
-    max_age_hours = float(os.environ.get("STOREMON_MAX_POLL_AGE_HOURS", "2"))
-    with duckdb.get_connection() as conn:
-        newest = warehouse.fetch_value(conn, "SELECT max(timestamp_utc) FROM raw_store_polls")
+    max_age_hours = storemon.settings.max_poll_age_hours
+    try:
+        newest = storemon.open_warehouse().newest_poll()
+    except NothingIngested:
+        newest = None
     if newest is None:
         return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"newest_poll": "none"})
     age_hours = (datetime.now(timezone.utc).replace(tzinfo=None) - newest).total_seconds() / 3600
@@ -124,39 +125,32 @@ def newest_poll_is_recent(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     )
 
 
-def _rejected_rows_check(asset: dg.AssetsDefinition, spec: sources.SourceSpec) -> dg.AssetChecksDefinition:
+def _rejected_rows_check(spec: dg.AssetSpec, source: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=asset,
+        asset=spec.key,
         name="no_rejected_rows",
-        pool=DUCKDB_POOL,
-        description=f"Warns when this run rejected rows of the {spec.name} file (see the rejected_rows table).",
+        description=f"Warns when this run rejected rows of the {source} file (see the rejected_rows table).",
     )
-    def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        with duckdb.get_connection() as conn:
-            rejected = conn.execute(
-                "SELECT line_number, reason FROM rejected_rows WHERE source = ? AND run_id = ? ORDER BY line_number",
-                [spec.name, context.run.run_id],
-            ).df()
+    def _check(context: dg.AssetCheckExecutionContext, storemon: StoremonResource) -> dg.AssetCheckResult:
+        rows = storemon.open_warehouse().query(
+            "SELECT line_number, reason FROM {wh}.rejected_rows "
+            f"WHERE source = '{source}' AND run_id = '{context.run.run_id}' ORDER BY line_number"
+        )
         return dg.AssetCheckResult(
-            passed=rejected.empty,
+            passed=not rows,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
-                "rejected_rows": dg.MetadataValue.int(len(rejected)),
-                "first_rejections": dg.MetadataValue.text(
-                    "\n".join(f"line {r.line_number}: {r.reason}" for r in rejected.head(10).itertuples())
-                ),
+                "rejected_rows": dg.MetadataValue.int(len(rows)),
+                "first_rejections": dg.MetadataValue.text("\n".join(f"line {line}: {reason}" for line, reason in rows[:10])),
             },
         )
 
     return _check
 
 
-ingestion_assets = [raw_store_polls, raw_business_hours, raw_store_timezones]
+ingestion_assets = [ingest_sources]
 ingestion_checks = [
     no_duplicate_poll_keys,
-    no_empty_store_ids,
     newest_poll_is_recent,
-    _rejected_rows_check(raw_store_polls, sources.STORE_STATUS),
-    _rejected_rows_check(raw_business_hours, sources.BUSINESS_HOURS),
-    _rejected_rows_check(raw_store_timezones, sources.TIMEZONES),
+    *(_rejected_rows_check(spec, source) for source, spec in SOURCE_ASSETS.items()),
 ]

@@ -1,95 +1,117 @@
-"""The report: business hours in UTC, status intervals, and the per-store report table."""
+"""The report: business hours in UTC, status intervals, and the per-store report table.
 
-from datetime import datetime, timezone
+The three assets are one computation (``can_subset=False``): Dagster always materializes
+them together, in one step, from one snapshot pinned at the step's start. So selecting any
+of them in the UI, the CLI or GraphQL computes all three from the newest data, never from
+another run's leftovers.
+"""
+
+from pydantic import Field
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from storemon_pipeline import report
-from storemon_pipeline.assets import DUCKDB_POOL
-from storemon_pipeline.assets.ingestion import (
-    raw_business_hours,
-    raw_store_polls,
-    raw_store_timezones,
-)
-from storemon_pipeline.resources import StoremonHome
-from storemon_pipeline.settings import report_path
-from storemon_pipeline.warehouse import fetch_value
+from storemon_pipeline.assets import OWNERS, warehouse_kind
+from storemon_pipeline.assets.ingestion import raw_business_hours, raw_store_polls, raw_store_timezones
+from storemon_pipeline.core import report
+from storemon_pipeline.resources import StoremonResource
 
 GROUP = "report"
 PREVIEW_ROWS = 10
+SOURCES = [raw_store_polls.key, raw_business_hours.key, raw_store_timezones.key]
+
+localized_business_hours = dg.AssetSpec(
+    "localized_business_hours",
+    group_name=GROUP,
+    deps=SOURCES,
+    kinds={"duckdb", "parquet"},
+    owners=OWNERS,
+    description=(
+        "Each polled store's business hours as merged UTC intervals around the report's week. "
+        "The latest materialization is a Parquet file named in its metadata."
+    ),
+)
+status_intervals = dg.AssetSpec(
+    "status_intervals",
+    group_name=GROUP,
+    deps=[localized_business_hours.key],
+    kinds={"duckdb", "parquet"},
+    owners=OWNERS,
+    description=(
+        "Business-hour intervals labelled active/inactive by the nearest in-hours poll. "
+        "The latest materialization is a Parquet file named in its metadata."
+    ),
+)
+store_report = dg.AssetSpec(
+    "store_report",
+    group_name=GROUP,
+    deps=[status_intervals.key],
+    kinds={"duckdb", "csv"},
+    owners=OWNERS,
+    tags={"storemon/output": "report"},
+    description=(
+        "Per store, uptime and downtime within business hours over the last hour, day and week. "
+        "Written to `reports/<run id>.csv`; the run id is the report_id."
+    ),
+)
 
 
 class ReportConfig(dg.Config):
-    as_of: str | None = None
-    """The report's "now" (UTC, ISO 8601). Empty: the newest ingested poll."""
-
-
-@dg.asset(group_name=GROUP, kinds={"duckdb"}, pool=DUCKDB_POOL, deps=[raw_store_polls, raw_business_hours, raw_store_timezones])
-def localized_business_hours(
-    context: dg.AssetExecutionContext, config: ReportConfig, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    """Each polled store's business hours as merged UTC intervals over the range its polls cover.
-
-    Fixes the report's as_of for the downstream assets of this run.
-    """
-    with duckdb.get_connection() as conn:
-        as_of = report.build_localized_business_hours(conn, report.parse_as_of(config.as_of))
-        rows, stores = conn.execute("SELECT count(*), count(DISTINCT store_id) FROM localized_business_hours").fetchall()[0]
-    context.log.info(f"as_of {as_of}: {rows:,} business-hour intervals for {stores:,} stores")
-    return dg.MaterializeResult(
-        metadata={"as_of": str(as_of), "dagster/row_count": dg.MetadataValue.int(rows), "stores": dg.MetadataValue.int(stores)}
+    as_of: str | None = Field(
+        default=None,
+        description="The report's now, UTC, e.g. `2023-03-13 06:30:00`. Empty: the newest poll of the snapshot.",
+    )
+    snapshot: int | None = Field(
+        default=None,
+        description="Recompute from exactly the polls that load had seen (a load id). Empty: the latest load.",
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"duckdb"}, pool=DUCKDB_POOL, deps=[localized_business_hours, raw_store_polls])
-def status_intervals(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    """Business-hour intervals labelled active/inactive by the nearest in-hours poll."""
-    with duckdb.get_connection() as conn:
-        report.build_status_intervals(conn)
-        as_of = report.current_as_of(conn)
-        rows, inactive = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE status = 'inactive') FROM status_intervals"
-        ).fetchall()[0]
-    context.log.info(f"as_of {as_of}: {rows:,} status intervals, {inactive:,} inactive")
-    return dg.MaterializeResult(
-        metadata={"as_of": str(as_of), "dagster/row_count": dg.MetadataValue.int(rows), "inactive_intervals": dg.MetadataValue.int(inactive)}
-    )
-
-
-@dg.asset(group_name=GROUP, kinds={"duckdb", "csv"}, pool=DUCKDB_POOL, deps=[status_intervals])
-def store_report(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, storemon: StoremonHome
-) -> dg.MaterializeResult:
-    """Per store, uptime and downtime within business hours over the last hour, day and week.
-
-    Written to $STOREMON_HOME/reports/<run id>.csv; the run id is the report_id.
-    """
+@dg.multi_asset(
+    name="report",
+    specs=[localized_business_hours, status_intervals, store_report],
+    can_subset=False,
+    description="Pin a snapshot (the latest load, or `snapshot`) and compute the three report tables from it.",
+)
+def report_assets_op(context: dg.AssetExecutionContext, config: ReportConfig, storemon: StoremonResource):
+    settings = storemon.settings
+    warehouse = storemon.open_warehouse(context)
     report_id = context.run.run_id
-    path = report_path(storemon.paths.reports_dir, report_id)
-    with duckdb.get_connection() as conn:
-        report.build_store_report(conn)
-        as_of = report.current_as_of(conn)
-        row_count = report.write_report_csv(conn, path)
-        report.record_report(conn, report_id, as_of, row_count, path)
-        preview = conn.execute(
+    with report.ReportComputation(warehouse, report.parse_snapshot(config.snapshot), report.parse_as_of(config.as_of)) as run:
+        snapshot = run.snapshot
+        pinned = {"as_of": str(snapshot.as_of), "load_id": dg.MetadataValue.int(snapshot.load_id)}
+        context.log.info(f"pinned snapshot: load {snapshot.load_id} of {warehouse.location}, as_of {snapshot.as_of}")
+        for spec in (localized_business_hours, status_intervals):
+            name = spec.key.path[-1]
+            run.build(name)
+            path = settings.asset_dir / f"{name}.parquet"
+            run.export(name, path)
+            rows = run.value(f"SELECT count(*) FROM {name}")
+            context.log.info(f"{name}: {rows:,} rows -> {path}")
+            yield dg.MaterializeResult(
+                asset_key=spec.key,
+                metadata={**pinned, "dagster/row_count": dg.MetadataValue.int(rows), "path": dg.MetadataValue.path(str(path))},
+            )
+        run.build("store_report")
+        record = run.write_report(settings.reports_dir, report_id)
+        path = settings.reports_dir / f"{report_id}.csv"
+        preview = run.frame(
             f"SELECT {', '.join(report.REPORT_COLUMNS)} FROM store_report "
             f"ORDER BY downtime_last_week DESC, store_id LIMIT {PREVIEW_ROWS}"
-        ).df()
-        stores_down_now = fetch_value(conn, "SELECT count(*) FROM store_report WHERE downtime_last_hour > 0")
-    context.log.info(f"report {report_id}: {row_count:,} stores as of {as_of} -> {path}")
-    return dg.MaterializeResult(
+        )
+        down_now = run.value("SELECT count(*) FROM store_report WHERE downtime_last_hour > 0")
+    context.log.info(f"report {report_id}: {record.row_count:,} stores as of {record.as_of} -> {path}")
+    yield dg.MaterializeResult(
+        asset_key=store_report.key,
         metadata={
+            **pinned,
             "report_id": report_id,
-            "as_of": str(as_of),
-            "dagster/row_count": dg.MetadataValue.int(row_count),
+            "dagster/row_count": dg.MetadataValue.int(record.row_count),
             "path": dg.MetadataValue.path(str(path)),
-            "stores_down_in_last_hour": dg.MetadataValue.int(stores_down_now),
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "stores_down_in_last_hour": dg.MetadataValue.int(down_now),
+            "created_at": record.created_at,
             "most_downtime_last_week": dg.MetadataValue.md(preview.to_markdown(index=False)),
-        }
+        },
     )
 
 
-
-report_assets = [localized_business_hours, status_intervals, store_report]
+report_assets = [report_assets_op]

@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from storemon_pipeline.warehouse import fetch_value, write_query_csv
+from storemon_pipeline.core.db import fetch_value, write_query
 
 DEFAULT_END = pd.Timestamp("2023-03-14 12:00:00")  # the preceding week crosses 2023-03-12 (US DST)
 ZONES = np.array(
@@ -125,7 +125,7 @@ def generate_polls(
 
 def write_polls(conn: duckdb.DuckDBPyConnection, polls: pd.DataFrame, path: Path) -> None:
     conn.register("generated_polls", polls)
-    write_query_csv(
+    write_query(
         conn,
         """
         SELECT CAST(store_id AS VARCHAR) AS store_id, status,
@@ -141,7 +141,7 @@ def write_polls(conn: duckdb.DuckDBPyConnection, polls: pd.DataFrame, path: Path
 
 def write_frame(conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame, path: Path) -> None:
     conn.register("generated_frame", frame)
-    write_query_csv(conn, "SELECT * FROM generated_frame", path)
+    write_query(conn, "SELECT * FROM generated_frame", path)
     conn.unregister("generated_frame")
 
 
@@ -191,7 +191,7 @@ def generate(
                 raise ValueError("a generated store id collides with a real one; try another seed")
             conn.register("store_copies", pd.DataFrame({"store_id": np.tile(real_ids, scale), "copy_id": ids}))
             for name in ("business_hours.csv.gz", "timezones.csv.gz"):
-                write_query_csv(
+                write_query(
                     conn,
                     f"""
                     SELECT copies.copy_id AS store_id, source.* EXCLUDE (store_id)

@@ -2,7 +2,7 @@
 
 Shared by ``storemon trigger-report``/``get-report`` and the REST API, so the three ways in
 (UI, GraphQL, REST) agree: a report is the CSV that a ``report_job`` run wrote to
-``reports/<run id>.csv``, and its state is the run's state. Nothing here opens DuckDB.
+``reports/<run id>.csv``, and its state is the run's state. Nothing here opens the warehouse.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from storemon_pipeline.settings import REPORT_JOB_NAME, report_path
+from storemon_pipeline.core.settings import REPORT_JOB_NAME, report_path
 
 # Dagster run ids are UUIDs; only this exact shape may ever become part of a file name.
 _REPORT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -112,9 +112,10 @@ class ReportRuns:
         """The Dagster version, or DagsterUnavailable."""
         return self._query("query StoremonPing { version }", {})["version"]
 
-    def trigger(self, as_of: str | None = None, trigger: str = "api") -> str:
-        """Launch report_job (queued behind any run holding the DuckDB pool); return its run id."""
-        run_config = {"ops": {"localized_business_hours": {"config": {"as_of": as_of}}}} if as_of else {}
+    def trigger(self, as_of: str | None = None, trigger: str = "api", snapshot: str | int | None = None) -> str:
+        """Launch report_job; return its run id (the report_id)."""
+        config = {"as_of": as_of or None, "snapshot": int(snapshot) if snapshot not in (None, "") else None}
+        run_config = {"ops": {"report": {"config": config}}}
         try:
             return self._client().submit_job_execution(
                 REPORT_JOB_NAME, run_config=run_config, tags={"storemon/trigger": trigger}

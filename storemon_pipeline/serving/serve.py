@@ -12,7 +12,6 @@ is forwarded to whole process trees, which are then waited for.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,22 +21,62 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storemon_pipeline.settings import REPO_ROOT, StoremonPaths, paths_from_env
+from storemon_pipeline.core.settings import REPO_ROOT, Settings, settings_from_env
 
-INSTANCE_CONFIG = Path(__file__).with_name("dagster.yaml")
+INSTANCE_CONFIG = Path(__file__).parent.parent / "dagster.yaml"
 BIN = Path(sys.executable).parent
 
 
-def prepare_instance(paths: StoremonPaths) -> dict[str, str]:
+# Production mode: Dagster's runs, events and schedules in the warehouse's Postgres database,
+# so webservers, daemons and run workers on several machines share one instance.
+# (DAGSTER_POSTGRES_URL is STOREMON_WAREHOUSE for SQLAlchemy's psycopg2 driver, which
+# dagster-postgres brings; SQLAlchemy 2.1 would otherwise pick psycopg 3 for postgresql://.)
+POSTGRES_STORAGE = """
+storage:
+  postgres:
+    postgres_url:
+      env: DAGSTER_POSTGRES_URL
+"""
+STALE_TEMP_SECONDS = 3600
+
+
+def instance_config(settings: Settings) -> str:
+    """The shipped dagster.yaml, plus Postgres storage when the warehouse is Postgres."""
+    config = INSTANCE_CONFIG.read_text()
+    return config if settings.embedded else config + POSTGRES_STORAGE
+
+
+def remove_stale_temp_files(folder: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Hidden temp files that a killed writer left behind (a live writer's are newer)."""
+    removed = []
+    cutoff = time.time() - older_than
+    for path in folder.glob(".*.tmp") if folder.is_dir() else []:
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def sqlalchemy_url(url: str) -> str:
+    return "postgresql+psycopg2://" + url.split("://", 1)[1]
+
+
+def prepare_instance(settings: Settings) -> dict[str, str]:
     """Create the home folder with its Dagster instance; return the environment for children."""
-    paths.dagster_home.mkdir(parents=True, exist_ok=True)
-    paths.reports_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(INSTANCE_CONFIG, paths.dagster_home / "dagster.yaml")
-    return {
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    (settings.dagster_home / "dagster.yaml").write_text(instance_config(settings))
+    postgres = {} if settings.embedded else {"DAGSTER_POSTGRES_URL": sqlalchemy_url(settings.warehouse)}
+    return postgres | {
         **os.environ,
-        "STOREMON_HOME": str(paths.home),
-        "STOREMON_SOURCE_DIR": str(paths.source_dir),
-        "DAGSTER_HOME": str(paths.dagster_home),
+        "STOREMON_HOME": str(settings.home),
+        "STOREMON_SOURCE_DIR": str(settings.source_dir),
+        "STOREMON_WAREHOUSE": settings.warehouse,
+        "STOREMON_REPORTS_DIR": str(settings.reports_dir),
+        "DAGSTER_HOME": str(settings.dagster_home),
     }
 
 
@@ -48,13 +87,36 @@ class Services:
     env: Mapping[str, str]
     log_dir: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    restarts: dict[str, tuple[int, float]] = field(default_factory=dict)  # name -> (failures, restart at)
 
     def start(self, name: str, argv: list[str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env=dict(self.env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.commands[name] = argv
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            self.processes[name] = subprocess.Popen(
+                argv, cwd=REPO_ROOT, env=dict(self.env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def supervise(self, say=print) -> None:
+        """Restart any child that died, with backoff (1 s, doubling, at most 60 s)."""
+        now = time.monotonic()
+        for name, process in list(self.processes.items()):
+            if process.poll() is None:
+                if name in self.restarts and now - self.restarts[name][1] > 120:
+                    del self.restarts[name]  # up for two minutes: forget earlier failures
+                continue
+            failures, restart_at = self.restarts.get(name, (0, 0.0))
+            if restart_at == 0.0 or restart_at < process_exit_seen(process):
+                delay = min(60.0, 2.0**failures)
+                self.restarts[name] = (failures + 1, now + delay)
+                _signal_group(process, signal.SIGKILL)  # its children (code server, run workers)
+                say(f"storemon: {name} exited with code {process.returncode}; restarting in {delay:.0f} s "
+                    f"(see {self.log_dir / (name + '.log')})", flush=True)
+            elif now >= restart_at:
+                self.start(name, self.commands[name])
+                self.restarts[name] = (failures, now)
+                say(f"storemon: {name} restarted", flush=True)
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():
@@ -80,6 +142,13 @@ class Services:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def process_exit_seen(process: subprocess.Popen) -> float:
+    """When this Popen's exit was first noticed (monotonic seconds)."""
+    if not hasattr(process, "_storemon_exit_seen"):
+        process._storemon_exit_seen = time.monotonic()
+    return process._storemon_exit_seen
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
@@ -146,23 +215,23 @@ def start_storemon(services: Services, host: str, dagster_port: int, api_port: i
     workspace = str(REPO_ROOT / "workspace.yaml")
     services.start("dagster-webserver", [str(BIN / "dagster-webserver"), "-h", host, "-p", str(dagster_port), "-w", workspace])
     services.start("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
-    services.start("storemon-api", [sys.executable, "-m", "storemon_pipeline.api"])
+    services.start("storemon-api", [sys.executable, "-m", "storemon_pipeline.serving.api"])
     wait_for_http(f"http://{host}:{dagster_port}/server_info", services)
     wait_for_code_location(host, dagster_port, services)
     wait_for_http(f"http://{host}:{api_port}/health", services)
 
 
 def main() -> None:
-    paths = paths_from_env()
-    host = os.environ.get("STOREMON_HOST", "127.0.0.1")
-    dagster_port = int(os.environ.get("STOREMON_DAGSTER_PORT", "3000"))
-    api_port = int(os.environ.get("STOREMON_API_PORT", "8000"))
-    env = prepare_instance(paths) | {
+    settings = settings_from_env()
+    host, dagster_port, api_port = settings.host, settings.dagster_port, settings.api_port
+    env = prepare_instance(settings) | {
         "STOREMON_HOST": host,
         "STOREMON_DAGSTER_PORT": str(dagster_port),
         "STOREMON_API_PORT": str(api_port),
     }
     os.environ.update(env)
+    for path in remove_stale_temp_files(settings.reports_dir) + remove_stale_temp_files(settings.asset_dir):
+        print(f"storemon: removed {path}, left by a killed writer", flush=True)
     stop_requested = False
 
     def request_stop(signum, frame):
@@ -174,9 +243,15 @@ def main() -> None:
     signal.signal(signal.SIGTERM, request_stop)
     # Also when started in the background by a shell, which makes it ignore SIGINT.
     signal.signal(signal.SIGINT, request_stop)
-    with Services(env=env, log_dir=paths.home / "logs") as services:
+    from storemon_pipeline.core.settings import redact
+
+    with Services(env=env, log_dir=settings.home / "logs") as services:
         try:
-            print(f"storemon: home {paths.home}, sources {paths.source_dir}", flush=True)
+            print(
+                f"storemon: home {settings.home}, sources {settings.source_dir}, "
+                f"warehouse {redact(settings.warehouse_url)}",
+                flush=True,
+            )
             start_storemon(services, host, dagster_port, api_port)
             from dagster_graphql import DagsterGraphQLClient
 
@@ -187,11 +262,11 @@ def main() -> None:
             print(f"storemon: Dagster UI      http://{host}:{dagster_port}", flush=True)
             print(f"storemon: REST API        http://{host}:{api_port}  (POST /trigger_report, GET /get_report?report_id=, /openapi.json)", flush=True)
             print(f"storemon: GraphQL         http://{host}:{dagster_port}/graphql  (storemon trigger-report / get-report)", flush=True)
-            print(f"storemon: reports         {paths.reports_dir}", flush=True)
+            print(f"storemon: reports         {settings.reports_dir}", flush=True)
             print(f"storemon: logs            {services.log_dir}", flush=True)
             print("storemon: ready; press Ctrl-C to stop", flush=True)
             while not stop_requested:
-                services.check_alive()
+                services.supervise()
                 time.sleep(1)
         except KeyboardInterrupt:
             print("\nstoremon: stopping ...", flush=True)

@@ -1,4 +1,4 @@
-"""`make run` for tests: storemon's serve on free loopback ports with a temporary home."""
+"""`make run` on free loopback ports with a temporary home, for the tests and the benchmark."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 from dagster_graphql import DagsterGraphQLClient
 
-from storemon_pipeline.settings import DEFAULT_SOURCE_DIR, REPO_ROOT, StoremonPaths
+from storemon_pipeline.core.settings import CODE_LOCATION_NAME, DEFAULT_SOURCE_DIR, REPO_ROOT, Settings
 
 HOST = "127.0.0.1"
 STOREMON = Path(sys.executable).parent / "storemon"
@@ -34,9 +34,9 @@ query StoremonTestSensorTicks($selector: SensorSelector!, $after: Float) {
   }
 }
 """
-# workspace.yaml loads a python_module without a location name: module:attribute names it.
+# workspace.yaml names the location, so GraphQL clients have one stable selector.
 SENSOR_SELECTOR = {
-    "repositoryLocationName": "storemon_pipeline.definitions:defs",
+    "repositoryLocationName": CODE_LOCATION_NAME,
     "repositoryName": "__repository__",
     "sensorName": "report_on_new_polls",
 }
@@ -67,9 +67,9 @@ def copy_sample_sources(target: Path) -> Path:
 
 @dataclass
 class StoremonServer:
-    """`python -m storemon_pipeline.serve` (what `make run` runs), started and stopped by a test."""
+    """`python -m storemon_pipeline.serving.serve` (what `make run` runs), started and stopped by a test."""
 
-    paths: StoremonPaths
+    paths: Settings
     dagster_port: int
     api_port: int
     process: subprocess.Popen | None = None
@@ -84,6 +84,7 @@ class StoremonServer:
             **os.environ,
             "STOREMON_HOME": str(self.paths.home),
             "STOREMON_SOURCE_DIR": str(self.paths.source_dir),
+            "STOREMON_WAREHOUSE": self.paths.warehouse,
             "STOREMON_HOST": HOST,
             "STOREMON_DAGSTER_PORT": str(self.dagster_port),
             "STOREMON_API_PORT": str(self.api_port),
@@ -97,7 +98,7 @@ class StoremonServer:
         self.paths.home.mkdir(parents=True, exist_ok=True)
         with open(self.paths.home / "serve.out", "wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "storemon_pipeline.serve"],
+                [sys.executable, "-m", "storemon_pipeline.serving.serve"],
                 cwd=REPO_ROOT,
                 env=self.env,
                 stdout=out,
@@ -166,7 +167,7 @@ class StoremonServer:
         raise TimeoutError(f"report {report_id} still Running after {timeout:.0f}s\n{self.logs()}")
 
     def wait_for_run(self, run_id: str, timeout: float = 300) -> str:
-        from storemon_pipeline.serve import wait_for_run
+        from storemon_pipeline.serving.serve import wait_for_run
 
         return wait_for_run(self.graphql(), run_id, timeout)
 

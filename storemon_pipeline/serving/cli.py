@@ -1,12 +1,16 @@
 """The `storemon` command.
 
-    storemon report --data-dir DIR [--as-of TIMESTAMP] [--out FILE] [--home DIR]
+    storemon report [--data-dir DIR] [--as-of TIMESTAMP] [--snapshot LOAD_ID] [--out FILE]
+                    [--home DIR] [--warehouse duckdb|postgresql://...]
 
-ingests DIR into a fresh temporary home (or --home) and runs the report through the same
-Dagster assets, in process. Exit codes: 0 report written; 1 a source file could not be used
-(nothing written); 2 report written but some rows were rejected (listed on stderr).
+ingests DIR as one load into the warehouse (the embedded DuckDB file of a fresh temporary
+home, or --home; or the Postgres database of --warehouse / STOREMON_WAREHOUSE) and computes
+the report from the latest load, or from --snapshot (a load id: exactly the polls that load
+had seen). Without --data-dir it reports on what the warehouse already holds. Exit codes:
+0 report written; 1 a source file or the warehouse could not be used (nothing written);
+2 report written but some rows were rejected (listed on stderr).
 
-    storemon trigger-report [--host H] [--port P] [--as-of TIMESTAMP]
+    storemon trigger-report [--host H] [--port P] [--as-of TIMESTAMP] [--snapshot LOAD_ID]
     storemon get-report REPORT_ID [--out FILE] [--host H] [--port P] [--home DIR]
 
 talk to a running Dagster webserver through its GraphQL API (``make run`` starts one):
@@ -19,93 +23,74 @@ Exit codes of get-report: 0 Complete; 1 Failed; 3 Running; 4 no such report;
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
-import os
 import shutil
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED_ROWS = 0, 1, 2
 EXIT_USAGE, EXIT_RUNNING, EXIT_UNKNOWN_REPORT, EXIT_DAGSTER_UNAVAILABLE = 2, 3, 4, 5
 
 
-def run_report(data_dir: Path, home: Path, as_of: str | None) -> tuple[bool, Path | None, list[str], list[str]]:
-    """Materialize ingestion and report in process. Returns (success, csv path, errors, rejections)."""
-    import dagster as dg
-
-    from storemon_pipeline.assets.ingestion import ingestion_assets, ingestion_checks
-    from storemon_pipeline.assets.report import report_assets
-    from storemon_pipeline.resources import build_resources
-    from storemon_pipeline.settings import StoremonPaths, report_path
-    from storemon_pipeline.warehouse import connect
-
-    paths = StoremonPaths(home=home, source_dir=data_dir)
-    result = dg.materialize(
-        [*ingestion_assets, *ingestion_checks, *report_assets],
-        resources=build_resources(paths),
-        run_config={
-            "ops": {"localized_business_hours": {"config": {"as_of": as_of}}},
-            "loggers": {"console": {"config": {"log_level": "ERROR"}}},
-        },
-        raise_on_error=False,
-    )
-    errors = [_error_text(event.event_specific_data.error) for event in result.all_events if event.is_step_failure]
-    with connect(paths.database) as conn:
-        rejections = [
-            f"{source_file}: line {line}: {reason}"
-            for source_file, line, reason in conn.execute(
-                "SELECT source_file, line_number, reason FROM rejected_rows WHERE run_id = ? ORDER BY source_file, line_number",
-                [result.run_id],
-            ).fetchall()
-        ]
-    path = report_path(paths.reports_dir, result.run_id)
-    return result.success, (path if path.exists() else None), errors, rejections
-
-
-def _error_text(error) -> str:
-    # The innermost cause is the user-facing message (e.g. which file lacks which column).
-    while error.cause is not None:
-        error = error.cause
-    return error.message.strip()
-
-
 def report_command(args: argparse.Namespace) -> int:
+    from storemon_pipeline.core import ingest, report, sources
+    from storemon_pipeline.core.settings import SettingsError, normalize_warehouse, report_path, settings_from_env
+    from storemon_pipeline.core.warehouse import WarehouseError, open_warehouse
+
     temporary = args.home is None
-    home = Path(args.home or tempfile.mkdtemp(prefix="storemon-home-"))
+    home = Path(args.home or tempfile.mkdtemp(prefix="storemon-home-")).resolve()
     try:
-        success, path, errors, rejections = run_report(Path(args.data_dir).resolve(), home.resolve(), args.as_of)
-        for line in rejections:
-            print(f"rejected: {line}", file=sys.stderr)
-        if not success or path is None:
-            for error in errors or ["the report run failed"]:
-                print(f"error: {error}", file=sys.stderr)
-            return EXIT_FAILED
+        settings = settings_from_env().replace(home=home, reports_dir_override=home / "reports")
+        if args.warehouse:
+            settings = settings.replace(warehouse=normalize_warehouse(args.warehouse))
+        if args.data_dir:
+            settings = settings.replace(source_dir=Path(args.data_dir).resolve())
+        warehouse = open_warehouse(settings, progress=lambda message: None)
+        run_id = str(uuid.uuid4())
+        rejected = []
+        if args.data_dir:
+            outcome = ingest.ingest(warehouse, settings.source_dir, run_id=run_id, progress=lambda message: None)
+            rejected = warehouse.rejected_rows(run_id)
+            for source_file, line, reason in rejected:
+                print(f"rejected: {source_file}: line {line}: {reason}", file=sys.stderr)
+            if outcome.errors:
+                for error in outcome.errors:
+                    print(f"error: {error}", file=sys.stderr)
+                return EXIT_FAILED
+        with report.ReportComputation(warehouse, report.parse_snapshot(args.snapshot), report.parse_as_of(args.as_of)) as run:
+            run.build_all()
+            run.write_report(settings.reports_dir, run_id)
+        path = report_path(settings.reports_dir, run_id)
         if args.out:
             shutil.copyfile(path, args.out)
         else:
             sys.stdout.write(path.read_text())
-        return EXIT_REJECTED_ROWS if rejections else EXIT_OK
+        return EXIT_REJECTED_ROWS if rejected else EXIT_OK
+    except (sources.SourceError, WarehouseError, report.ReportError, SettingsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         if temporary:
             shutil.rmtree(home, ignore_errors=True)
 
 
 def _report_runs(args: argparse.Namespace):
-    from storemon_pipeline.report_runs import ReportRuns
-    from storemon_pipeline.settings import paths_from_env
+    from storemon_pipeline.core.settings import settings_from_env
+    from storemon_pipeline.serving.report_runs import ReportRuns
 
-    paths = paths_from_env()
+    settings = settings_from_env()
     if getattr(args, "home", None):
-        paths = dataclasses.replace(paths, home=Path(args.home).resolve())
-    return ReportRuns(args.host, args.port, paths.reports_dir)
+        home = Path(args.home).resolve()
+        settings = settings.replace(home=home, reports_dir_override=home / "reports")
+    return ReportRuns(args.host, args.port, settings.reports_dir)
 
 
 def _reporting_errors(handler):
     """Run a GraphQL command; an error it raises goes to stderr and picks the exit code."""
-    from storemon_pipeline.report import ReportError
-    from storemon_pipeline.report_runs import (
+    from storemon_pipeline.core.report import ReportError
+    from storemon_pipeline.serving.report_runs import (
         DagsterUnavailable,
         InvalidReportId,
         UnknownReport,
@@ -131,16 +116,18 @@ def _reporting_errors(handler):
 
 @_reporting_errors
 def trigger_report_command(args: argparse.Namespace) -> int:
-    from storemon_pipeline.report import parse_as_of
+    from storemon_pipeline.core.report import parse_as_of, parse_snapshot
 
-    parse_as_of(args.as_of)  # fail here, not minutes later in a queued run
-    print(_report_runs(args).trigger(args.as_of, trigger="cli"))
+    # Fail here, not later in a queued run.
+    parse_as_of(args.as_of)
+    parse_snapshot(args.snapshot)
+    print(_report_runs(args).trigger(args.as_of, trigger="cli", snapshot=args.snapshot))
     return EXIT_OK
 
 
 @_reporting_errors
 def get_report_command(args: argparse.Namespace) -> int:
-    from storemon_pipeline.report_runs import ReportState
+    from storemon_pipeline.serving.report_runs import ReportState
 
     run = _report_runs(args).lookup(args.report_id)
     if run.state is ReportState.RUNNING:
@@ -163,9 +150,17 @@ def _copy_atomically(source: Path, target: Path) -> None:
 
 
 def _add_dagster_address(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=os.environ.get("STOREMON_HOST", "127.0.0.1"), help="Dagster webserver host")
+    from storemon_pipeline.core.settings import settings_from_env
+
+    settings = settings_from_env()
     parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("STOREMON_DAGSTER_PORT", "3000")), help="Dagster webserver port"
+        "--host", default=settings.host, help=f"Dagster webserver host (STOREMON_HOST; now {settings.host})"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=settings.dagster_port,
+        help=f"Dagster webserver port (STOREMON_DAGSTER_PORT; now {settings.dagster_port})",
     )
 
 
@@ -173,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="storemon", description="Store uptime/downtime during business hours.")
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="ingest a source folder and print the report CSV")
-    report.add_argument("--data-dir", required=True, help="folder with the three source CSVs")
+    report.add_argument("--data-dir", help="folder with the three source CSVs (ingested first as one load)")
     report.add_argument("--as-of", help="the report's now, UTC (default: the newest poll)")
+    report.add_argument("--snapshot", help="a load id: recompute from exactly the polls that load had seen")
+    report.add_argument("--warehouse", help="duckdb (default) or a postgresql:// URL (STOREMON_WAREHOUSE)")
     report.add_argument("--out", help="write the CSV here instead of stdout")
     report.add_argument("--home", help="keep state here instead of a temporary folder")
     report.set_defaults(handler=report_command)
@@ -182,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     trigger = commands.add_parser("trigger-report", help="launch report_job on a running Dagster; print the report_id")
     _add_dagster_address(trigger)
     trigger.add_argument("--as-of", help="the report's now, UTC (default: the newest ingested poll)")
+    trigger.add_argument("--snapshot", help="a load id: recompute from exactly the polls that load had seen")
     trigger.set_defaults(handler=trigger_report_command)
 
     get = commands.add_parser("get-report", help="print Running/Complete/Failed; write the CSV when Complete")

@@ -6,28 +6,26 @@
     GET  /health, GET /openapi.json
 
 It talks to Dagster only through GraphQL (report_runs.ReportRuns) and serves finished
-reports from the reports folder, so it never opens DuckDB and never waits on its lock.
+reports from the reports folder, so it never opens the warehouse and never waits on its lock.
 
-    python -m storemon_pipeline.api     # 127.0.0.1:$STOREMON_API_PORT (8000)
+    python -m storemon_pipeline.serving.api     # 127.0.0.1:$STOREMON_API_PORT (8000)
 """
 
 from __future__ import annotations
-
-import os
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from storemon_pipeline.report_runs import (
+from storemon_pipeline.core.settings import settings_from_env
+from storemon_pipeline.serving.report_runs import (
     DagsterUnavailable,
     InvalidReportId,
     ReportRuns,
     ReportState,
     UnknownReport,
 )
-from storemon_pipeline.settings import paths_from_env
 
 STATUS_HEADER = "X-Report-Status"
 
@@ -162,9 +160,9 @@ OPENAPI = {
 def main() -> None:
     import uvicorn
 
-    host = os.environ.get("STOREMON_HOST", "127.0.0.1")
-    report_runs = ReportRuns(host, int(os.environ.get("STOREMON_DAGSTER_PORT", "3000")), paths_from_env().reports_dir)
-    uvicorn.run(create_app(report_runs), host=host, port=int(os.environ.get("STOREMON_API_PORT", "8000")), log_level="info")
+    settings = settings_from_env()
+    report_runs = ReportRuns(settings.host, settings.dagster_port, settings.reports_dir)
+    uvicorn.run(create_app(report_runs), host=settings.host, port=settings.api_port, log_level="info")
 
 
 if __name__ == "__main__":

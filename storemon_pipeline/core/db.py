@@ -1,0 +1,56 @@
+"""DuckDB helpers shared by ingestion, the warehouses and the report."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import duckdb
+
+
+def configure(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Settings for every connection. DuckDB would otherwise draw a progress bar on stdout
+    for long queries (it ends up in the Dagster run logs). STOREMON_DUCKDB_MEMORY_LIMIT
+    (e.g. "2GB"; default DuckDB's 80% of RAM) makes it spill to disk sooner."""
+    conn.execute("SET enable_progress_bar = false; SET TimeZone = 'UTC'")
+    memory_limit = os.environ.get("STOREMON_DUCKDB_MEMORY_LIMIT")
+    if memory_limit:
+        conn.execute("SET memory_limit = ?", [memory_limit])
+    return conn
+
+
+def fetch_row(conn: duckdb.DuckDBPyConnection, sql: str, params=None) -> tuple | None:
+    """The first row of a query. (DuckDB 2 refuses new work while a result is half-read.)"""
+    rows = conn.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
+def fetch_value(conn: duckdb.DuckDBPyConnection, sql: str, params=None):
+    row = fetch_row(conn, sql, params)
+    return None if row is None else row[0]
+
+
+def hidden_temp_name(path: Path) -> Path:
+    """A hidden, unused name beside ``path``: what atomic writers write before the rename."""
+    return path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+
+
+def write_query(conn: duckdb.DuckDBPyConnection, query: str, path: Path, file_format: str = "csv") -> None:
+    """Write a query's result to ``path`` atomically (temp file + rename): CSV with a header
+    (gzip if the name ends in .gz), or Parquet."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if file_format == "csv":
+        options = f"FORMAT csv, HEADER, COMPRESSION {'gzip' if path.suffix == '.gz' else 'none'}"
+    else:
+        options = "FORMAT parquet"
+    # A name that does not exist yet: DuckDB then writes it in place (for an existing file it
+    # would write a visible tmp_<name> of its own first).
+    tmp = hidden_temp_name(path)
+    try:
+        conn.execute(f"COPY ({query}) TO '{tmp}' ({options}, USE_TMP_FILE false)")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

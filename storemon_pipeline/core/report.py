@@ -1,0 +1,180 @@
+"""The uptime/downtime report, computed set-based in DuckDB from the SQL files in sql/.
+
+A report is a pure function of one pinned snapshot of the warehouse (a load id and an
+as_of). ``ReportComputation`` copies that snapshot into a private in-memory DuckDB and runs
+the SQL there, so no other run can see its intermediate tables and it never sees another
+run's. The same SQL runs whichever warehouse holds the sources.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from storemon_pipeline.core.db import configure, fetch_value, hidden_temp_name, write_query
+from storemon_pipeline.core.warehouse import Snapshot, Warehouse
+
+SQL_DIR = Path(__file__).with_name("sql")
+REPORT_COLUMNS = [
+    "store_id",
+    "uptime_last_hour",
+    "uptime_last_day",
+    "uptime_last_week",
+    "downtime_last_hour",
+    "downtime_last_day",
+    "downtime_last_week",
+]
+REPORT_QUERY = f"SELECT {', '.join(REPORT_COLUMNS)} FROM store_report ORDER BY store_id"
+# The tables the SQL reads: the snapshot of the three sources, named as in the warehouse.
+SOURCE_TABLES = ("raw_store_polls", "raw_business_hours", "raw_store_timezones")
+
+
+class ReportError(Exception):
+    pass
+
+
+def run_sql(conn: duckdb.DuckDBPyConnection, name: str) -> None:
+    conn.execute((SQL_DIR / f"{name}.sql").read_text())
+
+
+def parse_as_of(text: str | None) -> datetime | None:
+    """An explicit as_of: any ISO 8601 form or the dataset's '... UTC' form; naive means UTC."""
+    if text is None or not str(text).strip():
+        return None
+    value = str(text).strip().removesuffix(" UTC").removesuffix("Z")
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        raise ReportError(f"as_of {text!r} is not a timestamp (e.g. 2023-01-25 18:00:00 UTC)") from None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None)
+    return stamp
+
+
+def parse_snapshot(value) -> int | None:
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        load_id = int(str(value).strip())
+    except ValueError:
+        raise ReportError(f"snapshot {value!r} is not a load id (a positive integer)") from None
+    if load_id < 1:
+        raise ReportError(f"snapshot {value!r} is not a load id (a positive integer)")
+    return load_id
+
+
+def build_report_tables(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
+    """Run the three SQL files on a connection that holds the source tables (SOURCE_TABLES)."""
+    conn.execute("CREATE OR REPLACE TABLE report_as_of AS SELECT CAST(? AS TIMESTAMP) AS as_of", [as_of])
+    run_sql(conn, "time_zone_macros")
+    for name in ("localized_business_hours", "status_intervals", "store_report"):
+        run_sql(conn, name)
+
+
+@dataclass
+class ReportRecord:
+    """A report's row of the reports history (``reports/<id>.json`` beside ``<id>.csv``)."""
+
+    report_id: str
+    as_of: str
+    load_id: int
+    row_count: int
+    created_at: str
+    warehouse: str
+
+    @classmethod
+    def read(cls, path: Path) -> ReportRecord:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def record_path(reports_dir: Path, report_id: str) -> Path:
+    return Path(reports_dir) / f"{report_id}.json"
+
+
+class ReportComputation:
+    """One report run: a private in-memory DuckDB holding one snapshot and the derived tables.
+
+        with ReportComputation(warehouse, load_id, as_of) as run:
+            run.build("localized_business_hours"); ...; run.write_report(reports_dir, report_id)
+    """
+
+    STEPS = ("localized_business_hours", "status_intervals", "store_report")
+
+    def __init__(self, warehouse: Warehouse, load_id: int | None = None, as_of: datetime | None = None):
+        self.warehouse, self.load_id, self.as_of = warehouse, load_id, as_of
+        self.conn: duckdb.DuckDBPyConnection | None = None
+        self.snapshot: Snapshot | None = None
+
+    def __enter__(self) -> ReportComputation:
+        self.conn = configure(duckdb.connect())
+        try:
+            self.snapshot = self.warehouse.load_snapshot(self.conn, self.load_id, self.as_of)
+            self.conn.execute(
+                "CREATE OR REPLACE TABLE report_as_of AS SELECT CAST(? AS TIMESTAMP) AS as_of", [self.snapshot.as_of]
+            )
+            run_sql(self.conn, "time_zone_macros")
+        except BaseException:
+            self.conn.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.conn.close()
+
+    def build(self, step: str) -> None:
+        run_sql(self.conn, step)
+
+    def build_all(self) -> None:
+        for step in self.STEPS:
+            self.build(step)
+
+    def value(self, sql: str, params=None):
+        return fetch_value(self.conn, sql, params)
+
+    def frame(self, sql: str):
+        return self.conn.execute(sql).df()
+
+    def export(self, table: str, path: Path) -> None:
+        """The table as a Parquet file, atomically (an intermediate asset's latest materialization)."""
+        write_query(self.conn, f"SELECT * FROM {table}", path, file_format="parquet")
+
+    def write_report(self, reports_dir: Path, report_id: str) -> ReportRecord:
+        """``<id>.csv`` then ``<id>.json`` (its row of the history), each atomically; the JSON
+        is written last, so a history row always names a complete CSV."""
+        from storemon_pipeline.core.settings import report_path
+
+        write_query(self.conn, REPORT_QUERY, report_path(reports_dir, report_id))
+        record = ReportRecord(
+            report_id=report_id,
+            as_of=str(self.snapshot.as_of),
+            load_id=self.snapshot.load_id,
+            row_count=self.value("SELECT count(*) FROM store_report"),
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            warehouse=self.warehouse.kind,
+        )
+        write_json(record_path(reports_dir, report_id), asdict(record))
+        return record
+
+
+def write_json(path: Path, data) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = hidden_temp_name(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def compute_report(warehouse: Warehouse, load_id: int | None = None, as_of: datetime | None = None):
+    """The report as a DataFrame (for tests and tools), with the snapshot it used."""
+    with ReportComputation(warehouse, load_id, as_of) as run:
+        run.build_all()
+        return run.frame(REPORT_QUERY), run.snapshot

@@ -1,0 +1,123 @@
+"""Every STOREMON_* setting, read in this one place.
+
+| variable | default | meaning |
+|---|---|---|
+| STOREMON_HOME | .storemon/ | local state: the embedded DuckDB file, the Dagster instance, reports, logs |
+| STOREMON_SOURCE_DIR | data/sample/ | the folder with the three source CSVs |
+| STOREMON_WAREHOUSE | duckdb | where the sources live: ``duckdb`` (the embedded file in the home) or a ``postgresql://`` URL |
+| STOREMON_REPORTS_DIR | $STOREMON_HOME/reports | where report CSVs go (a folder every machine sees) |
+| STOREMON_HOST | 127.0.0.1 | the address every service binds to and the CLI talks to |
+| STOREMON_DAGSTER_PORT | 3000 | the Dagster UI and GraphQL API |
+| STOREMON_API_PORT | 8000 | the REST API |
+| STOREMON_MAX_POLL_AGE_HOURS | 2 | the freshness check warns when the newest poll is older |
+| STOREMON_DUCKDB_MEMORY_LIMIT | DuckDB's (80% of RAM) | DuckDB's memory_limit, e.g. 2GB |
+| STOREMON_LOCK_TIMEOUT_SECONDS | 60 | how long a writer waits for readers of the DuckDB file (and a reader for a writer) |
+
+This module never imports dagster: the core, the Dagster layer and serving all read it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULT_HOME = REPO_ROOT / ".storemon"
+DEFAULT_SOURCE_DIR = REPO_ROOT / "data" / "sample"
+DEFAULT_TIMEZONE = "America/Chicago"
+EMBEDDED = "duckdb"
+# Here, not in jobs.py, so the CLI and the REST API can name the job without loading assets.
+REPORT_JOB_NAME = "report_job"
+INGEST_JOB_NAME = "ingest_job"
+CODE_LOCATION_NAME = "storemon_pipeline"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    source_dir: Path
+    warehouse: str = EMBEDDED
+    reports_dir_override: Path | None = None
+    host: str = "127.0.0.1"
+    dagster_port: int = 3000
+    api_port: int = 8000
+    max_poll_age_hours: float = 2.0
+    duckdb_memory_limit: str | None = None
+    lock_timeout_seconds: float = 60.0
+
+    @property
+    def database(self) -> Path:
+        """The embedded DuckDB file (used when ``warehouse`` is ``duckdb``)."""
+        return self.home / "storemon.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.reports_dir_override or self.home / "reports"
+
+    @property
+    def asset_dir(self) -> Path:
+        """The latest materialization of each intermediate report asset, as Parquet files."""
+        return self.home / "assets"
+
+    @property
+    def embedded(self) -> bool:
+        return self.warehouse == EMBEDDED
+
+    @property
+    def warehouse_url(self) -> str:
+        """The warehouse as a location: the DuckDB file's path, or the Postgres URL."""
+        return str(self.database) if self.embedded else self.warehouse
+
+    def replace(self, **changes) -> Settings:
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    home = Path(env.get("STOREMON_HOME") or DEFAULT_HOME).resolve()
+    reports = env.get("STOREMON_REPORTS_DIR")
+    return Settings(
+        home=home,
+        source_dir=Path(env.get("STOREMON_SOURCE_DIR") or DEFAULT_SOURCE_DIR).resolve(),
+        warehouse=normalize_warehouse(env.get("STOREMON_WAREHOUSE")),
+        reports_dir_override=Path(reports).resolve() if reports else None,
+        host=env.get("STOREMON_HOST") or "127.0.0.1",
+        dagster_port=int(env.get("STOREMON_DAGSTER_PORT") or 3000),
+        api_port=int(env.get("STOREMON_API_PORT") or 8000),
+        max_poll_age_hours=float(env.get("STOREMON_MAX_POLL_AGE_HOURS") or 2),
+        duckdb_memory_limit=env.get("STOREMON_DUCKDB_MEMORY_LIMIT") or None,
+        lock_timeout_seconds=float(env.get("STOREMON_LOCK_TIMEOUT_SECONDS") or 60),
+    )
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def normalize_warehouse(value: str | None) -> str:
+    """``duckdb`` (also for unset or empty) or a ``postgresql://`` URL."""
+    value = (value or "").strip()
+    if value in ("", EMBEDDED):
+        return EMBEDDED
+    if value.startswith(("postgresql://", "postgres://")):
+        return value
+    raise SettingsError(f"STOREMON_WAREHOUSE must be 'duckdb' or a postgresql:// URL, not {redact(value)!r}")
+
+
+def redact(url: str) -> str:
+    """A URL with its password elided, for messages and logs."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def report_path(reports_dir: Path, report_id: str) -> Path:
+    """Where the run ``report_id`` writes its report (callers pass a validated run id)."""
+    return Path(reports_dir) / f"{report_id}.csv"

@@ -1,0 +1,579 @@
+"""Where the sources live: the embedded DuckDB file, or a shared PostgreSQL database.
+
+Both warehouses hold the same tables with the same meaning and run the same SQL for the two
+things that matter, so a load and a snapshot mean the same in either:
+
+- committing a load (``LOAD_SQL``): one transaction, one new load id, polls appended
+  idempotently, hours and zones versioned (the load that added and the load that retired
+  each row), rejected rows, and how far the poll file was read;
+- reading a snapshot (``SNAPSHOT_SQL``): exactly the rows that a given load id had seen,
+  copied into a private in-memory DuckDB where the report is computed.
+
+Embedded mode: readers attach the file read-only (several processes may at once); a writer
+attaches it read-write, which DuckDB grants only while no other process has it open. Both
+retry for ``lock_timeout`` seconds, logging once that they wait. A report holds the file only
+while it copies its snapshot.
+
+Postgres mode: loads are serialized by a table lock on ``loads`` (so load ids commit in
+order and a snapshot of load N never gains rows later); a snapshot is read in one
+REPEATABLE READ transaction. Tables live in the schema ``storemon``, beside Dagster's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from storemon_pipeline.core.db import configure, fetch_row, fetch_value
+from storemon_pipeline.core.ingest import HOURS, POLLS, ZONES, SourceProgress, StagedLoad
+from storemon_pipeline.core.settings import Settings, redact
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+SCHEMA_VERSION = 2
+
+
+class WarehouseError(Exception):
+    """The warehouse cannot be used (unreachable, damaged, busy for too long, too old)."""
+
+
+class NothingIngested(WarehouseError):
+    """No load has been committed (or the requested one does not exist)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a report sees: every load up to ``load_id`` (the ingestion watermark), up to ``as_of``."""
+
+    load_id: int
+    as_of: datetime
+
+
+def sql_literal(value) -> str:
+    """A value as an SQL literal, for the statements both warehouses share (their parameter
+    styles differ). Only program-made values reach it: ints, timestamps, run ids."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+# -- the shared SQL ----------------------------------------------------------------------
+
+# {wh} is the warehouse's schema (the attached file, or the Postgres schema); staging tables
+# (merged_polls, staged_hours, staged_zones, staged_rejections) are the load's own.
+POLLS_LOAD_SQL = [
+    (
+        "polls_added",
+        """
+        INSERT INTO {wh}.raw_store_polls (store_id, timestamp_utc, status, load_id, inactive_from_load)
+        SELECT m.store_id, m.timestamp_utc, m.status, {load}, NULL
+        FROM merged_polls m
+        WHERE NOT EXISTS (
+            SELECT 1 FROM {wh}.raw_store_polls p
+            WHERE p.timestamp_utc BETWEEN {lo} AND {hi}
+              AND p.store_id = m.store_id AND p.timestamp_utc = m.timestamp_utc)
+        ORDER BY m.timestamp_utc
+        """,
+    ),
+    (
+        # Inactive wins: a later load that says inactive for a stored active poll marks it
+        # from that load on, so earlier snapshots still see it active.
+        "polls_inactivated",
+        """
+        UPDATE {wh}.raw_store_polls AS p SET inactive_from_load = {load}
+        FROM merged_polls m
+        WHERE p.timestamp_utc BETWEEN {lo} AND {hi}
+          AND p.store_id = m.store_id AND p.timestamp_utc = m.timestamp_utc
+          AND m.status = 'inactive' AND p.status = 'active' AND p.inactive_from_load IS NULL
+        """,
+    ),
+]
+_HOURS_KEY = ["store_id", "day_of_week", "start_time_local", "end_time_local"]
+_ZONES_KEY = ["store_id", "timezone_str"]
+
+
+def _versioned_load_sql(table: str, staged: str, key: list[str]) -> list[tuple[str, str]]:
+    same = " AND ".join(f"s.{c} = t.{c}" for c in key)
+    columns = ", ".join(key)
+    return [
+        (
+            f"{table}_retired",
+            f"""
+            UPDATE {{wh}}.{table} AS t SET retired_load = {{load}}
+            WHERE t.retired_load IS NULL AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {same})
+            """,
+        ),
+        (
+            f"{table}_added",
+            f"""
+            INSERT INTO {{wh}}.{table} ({columns}, added_load, retired_load)
+            SELECT {', '.join(f's.{c}' for c in key)}, {{load}}, NULL FROM {staged} s
+            WHERE NOT EXISTS (SELECT 1 FROM {{wh}}.{table} t WHERE t.retired_load IS NULL AND {same})
+            """,
+        ),
+    ]
+
+
+HOURS_LOAD_SQL = _versioned_load_sql("raw_business_hours", "staged_hours", _HOURS_KEY)
+ZONES_LOAD_SQL = _versioned_load_sql("raw_store_timezones", "staged_zones", _ZONES_KEY)
+REJECTIONS_LOAD_SQL = """
+INSERT INTO {wh}.rejected_rows (source, source_file, line_number, reason, raw_values, run_id, load_id, rejected_at)
+SELECT source, source_file, line_number, reason, raw_values, {run_id}, {load}, {now} FROM staged_rejections
+"""
+
+SNAPSHOT_SQL = {
+    "raw_store_polls": """
+        SELECT store_id, timestamp_utc,
+               CASE WHEN inactive_from_load <= {load} THEN 'inactive' ELSE status END AS status
+        FROM {wh}.raw_store_polls WHERE load_id <= {load} AND timestamp_utc <= {as_of}
+    """,
+    "raw_business_hours": """
+        SELECT store_id, day_of_week, start_time_local, end_time_local FROM {wh}.raw_business_hours
+        WHERE added_load <= {load} AND (retired_load IS NULL OR retired_load > {load})
+    """,
+    "raw_store_timezones": """
+        SELECT store_id, timezone_str FROM {wh}.raw_store_timezones
+        WHERE added_load <= {load} AND (retired_load IS NULL OR retired_load > {load})
+    """,
+}
+SNAPSHOT_COLUMNS = {
+    "raw_store_polls": {"store_id": "VARCHAR", "timestamp_utc": "TIMESTAMP", "status": "VARCHAR"},
+    "raw_business_hours": {
+        "store_id": "VARCHAR", "day_of_week": "TINYINT", "start_time_local": "TIME", "end_time_local": "TIME",
+    },
+    "raw_store_timezones": {"store_id": "VARCHAR", "timezone_str": "VARCHAR"},
+}
+
+# The tables, in each dialect. (Polls carry the load that added them, and the load from which
+# a later "inactive" for the same key overrides them.)
+_TABLES = """
+CREATE TABLE IF NOT EXISTS {wh}.schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS {wh}.loads (
+    load_id BIGINT PRIMARY KEY, run_id {text}, committed_at TIMESTAMP NOT NULL,
+    polls_added BIGINT NOT NULL, polls_inactivated BIGINT NOT NULL,
+    hours_changed BIGINT NOT NULL, zones_changed BIGINT NOT NULL, rows_rejected BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {wh}.raw_store_polls (
+    store_id {text} NOT NULL, timestamp_utc TIMESTAMP NOT NULL, status {text} NOT NULL,
+    load_id BIGINT NOT NULL, inactive_from_load BIGINT {polls_key}
+);
+CREATE TABLE IF NOT EXISTS {wh}.raw_business_hours (
+    store_id {text} NOT NULL, day_of_week SMALLINT NOT NULL,
+    start_time_local TIME NOT NULL, end_time_local TIME NOT NULL,
+    added_load BIGINT NOT NULL, retired_load BIGINT
+);
+CREATE TABLE IF NOT EXISTS {wh}.raw_store_timezones (
+    store_id {text} NOT NULL, timezone_str {text} NOT NULL, added_load BIGINT NOT NULL, retired_load BIGINT
+);
+CREATE TABLE IF NOT EXISTS {wh}.rejected_rows (
+    source {text} NOT NULL, source_file {text} NOT NULL, line_number BIGINT, reason {text} NOT NULL,
+    raw_values {text}, run_id {text}, load_id BIGINT, rejected_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {wh}.source_progress (
+    source {text} PRIMARY KEY, path {text} NOT NULL, byte_offset BIGINT NOT NULL,
+    next_line BIGINT NOT NULL, fingerprint {text} NOT NULL, updated_at TIMESTAMP NOT NULL
+);
+"""
+
+
+def _load_statements(staged: StagedLoad, bounds: tuple | None) -> list[tuple[str, str]]:
+    statements = []
+    if staged.loaded(POLLS) and bounds is not None:
+        statements += [
+            (name, sql.replace("{lo}", sql_literal(bounds[0])).replace("{hi}", sql_literal(bounds[1])))
+            for name, sql in POLLS_LOAD_SQL
+        ]
+    if staged.loaded(HOURS):
+        statements += HOURS_LOAD_SQL
+    if staged.loaded(ZONES):
+        statements += ZONES_LOAD_SQL
+    return statements
+
+
+def _record_counts(staged: StagedLoad, counts: dict[str, int]) -> None:
+    polls = staged.results[POLLS]
+    polls.rows_added = counts.get("polls_added", 0)
+    for source, table in ((HOURS, "raw_business_hours"), (ZONES, "raw_store_timezones")):
+        result = staged.results[source]
+        result.rows_added = counts.get(f"{table}_added", 0)
+        result.rows_retired = counts.get(f"{table}_retired", 0)
+
+
+class Warehouse:
+    """What ingestion, the report and the checks need from a warehouse."""
+
+    kind: str
+    location: str  # for messages: the file, or the URL with its password elided
+
+    # Implemented by each backend:
+    def read_progress(self) -> SourceProgress | None: ...
+    def commit_load(self, staged: StagedLoad, run_id: str | None, progress: Progress = log.info) -> int: ...
+    def load_snapshot(self, conn: duckdb.DuckDBPyConnection, load_id: int | None, as_of: datetime | None) -> Snapshot: ...
+    def query(self, sql: str) -> list[tuple]: ...
+    def check(self) -> str: ...
+
+    # Shared:
+    def rejected_rows(self, run_id: str) -> list[tuple[str, int, str]]:
+        return self.query(
+            "SELECT source_file, line_number, reason FROM {wh}.rejected_rows "
+            f"WHERE run_id = {sql_literal(run_id)} ORDER BY source_file, line_number"
+        )
+
+    def latest_load(self) -> int | None:
+        return self.query("SELECT max(load_id) FROM {wh}.loads")[0][0]
+
+    def newest_poll(self) -> datetime | None:
+        return self.query("SELECT max(timestamp_utc) FROM {wh}.raw_store_polls")[0][0]
+
+    def duplicate_poll_keys(self, since_load: int = 0) -> int:
+        """Keys with more than one poll row, among keys touched by loads after ``since_load``."""
+        return self.query(
+            f"""
+            SELECT count(*) FROM (
+                SELECT 1 FROM {{wh}}.raw_store_polls p
+                WHERE EXISTS (SELECT 1 FROM {{wh}}.raw_store_polls n
+                              WHERE n.load_id > {since_load} AND n.store_id = p.store_id
+                                AND n.timestamp_utc = p.timestamp_utc)
+                GROUP BY store_id, timestamp_utc HAVING count(*) > 1) AS d
+            """
+        )[0][0]
+
+    def _resolve_snapshot(self, run_query, load_id: int | None, as_of: datetime | None) -> Snapshot:
+        latest = run_query("SELECT max(load_id) FROM {wh}.loads")[0][0]
+        if latest is None:
+            raise NothingIngested(f"no polls have been ingested into {self.location}: there is nothing to report on")
+        if load_id is None:
+            load_id = latest
+        elif not run_query(f"SELECT 1 FROM {{wh}}.loads WHERE load_id = {int(load_id)}"):
+            raise NothingIngested(f"snapshot {load_id} is not a load of {self.location} (the latest is {latest})")
+        if as_of is None:
+            as_of = run_query(f"SELECT max(timestamp_utc) FROM {{wh}}.raw_store_polls WHERE load_id <= {int(load_id)}")[0][0]
+            if as_of is None:
+                raise NothingIngested(f"no polls have been ingested into {self.location} up to load {load_id}")
+        return Snapshot(load_id=int(load_id), as_of=as_of)
+
+
+# -- embedded DuckDB ---------------------------------------------------------------------
+
+
+def _is_lock_error(error: Exception) -> bool:
+    return "lock" in str(error).lower() and ("conflicting" in str(error).lower() or "could not set" in str(error).lower())
+
+
+class DuckDBWarehouse(Warehouse):
+    kind = "duckdb"
+
+    def __init__(self, path: Path, lock_timeout: float = 60.0, progress: Progress = log.info):
+        self.path = Path(path)
+        self.location = str(self.path)
+        self.lock_timeout = lock_timeout
+        self.progress = progress
+
+    def _check_file(self) -> None:
+        """Fail at once, naming the file, on what DuckDB would otherwise misread or hang on."""
+        if not self.path.exists():
+            return
+        if self.path.is_dir():
+            raise WarehouseError(f"{self.path}: is a directory, not a DuckDB database")
+        with open(self.path, "rb") as f:
+            head = f.read(16)
+        # DuckDB files carry "DUCK" at byte 8.
+        if len(head) < 12 or head[8:12] != b"DUCK":
+            raise WarehouseError(
+                f"{self.path}: is not a DuckDB database (damaged or foreign file); move it away and ingest again"
+            )
+
+    @contextmanager
+    def attached(self, conn: duckdb.DuckDBPyConnection, read_only: bool) -> Iterator[None]:
+        """Attach the file as ``wh`` to ``conn``, waiting while another process holds it."""
+        self._check_file()
+        if read_only and not self.path.exists():
+            raise NothingIngested(f"no polls have been ingested: {self.path} does not exist yet")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        mode = " (READ_ONLY)" if read_only else ""
+        deadline, told = time.monotonic() + self.lock_timeout, False
+        while True:
+            try:
+                conn.execute(f"ATTACH '{self.path}' AS wh{mode}")
+                break
+            except duckdb.Error as error:
+                if not _is_lock_error(error):
+                    raise WarehouseError(f"{self.path}: cannot be opened as a DuckDB database: {error}") from None
+                if time.monotonic() > deadline:
+                    raise WarehouseError(
+                        f"{self.path}: still held by another process after {self.lock_timeout:.0f} s "
+                        f"({'a writer' if read_only else 'a reader or writer'}); try again later"
+                    ) from None
+                if not told:
+                    self.progress(
+                        f"{self.path} is held by another process; waiting up to {self.lock_timeout:.0f} s "
+                        f"to open it {'read-only' if read_only else 'for writing'}"
+                    )
+                    told = True
+                time.sleep(0.1)
+        try:
+            if not read_only:
+                self._ensure_schema(conn)
+            else:
+                self._check_schema(conn)
+            yield
+        finally:
+            conn.execute("DETACH wh")
+
+    def _ensure_schema(self, conn) -> None:
+        self._check_schema(conn)
+        conn.execute(_TABLES.format(wh="wh", text="VARCHAR", polls_key=""))
+        if fetch_value(conn, "SELECT count(*) FROM wh.schema_version") == 0:
+            conn.execute(f"INSERT INTO wh.schema_version VALUES ({SCHEMA_VERSION})")
+
+    def _check_schema(self, conn) -> None:
+        tables = {row[0] for row in conn.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh'").fetchall()}
+        if "raw_store_polls" in tables and "schema_version" not in tables:
+            raise WarehouseError(
+                f"{self.path} was written by an older storemon (no load ids); remove it and ingest again"
+            )
+
+    def _run(self, conn, sql: str) -> list[tuple]:
+        return conn.execute(sql.replace("{wh}", "wh")).fetchall()
+
+    def query(self, sql: str) -> list[tuple]:
+        with configure(duckdb.connect()) as conn, self.attached(conn, read_only=True):
+            if not fetch_value(conn, "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' AND table_name = 'loads'"):
+                raise NothingIngested(f"no polls have been ingested into {self.path}")
+            return self._run(conn, sql)
+
+    def read_progress(self) -> SourceProgress | None:
+        try:
+            rows = self.query("SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'")
+        except NothingIngested:
+            return None
+        return SourceProgress(*rows[0]) if rows else None
+
+    def commit_load(self, staged: StagedLoad, run_id: str | None, progress: Progress = log.info) -> int:
+        conn = staged.conn
+        bounds = fetch_row(conn, "SELECT min(timestamp_utc), max(timestamp_utc) FROM merged_polls") if staged.loaded(POLLS) else None
+        bounds = bounds if bounds and bounds[0] is not None else None
+        with self.attached(conn, read_only=False):
+            conn.begin()
+            try:
+                load_id = _commit(staged, run_id, bounds, lambda sql: self._run(conn, sql), self._progress_row(conn))
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        return load_id
+
+    def _progress_row(self, conn) -> SourceProgress | None:
+        rows = self._run(conn, "SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'")
+        return SourceProgress(*rows[0]) if rows else None
+
+    def load_snapshot(self, conn, load_id: int | None, as_of: datetime | None) -> Snapshot:
+        with self.attached(conn, read_only=True):
+            snapshot = self._resolve_snapshot(lambda sql: self._run(conn, sql), load_id, as_of)
+            for table, sql in SNAPSHOT_SQL.items():
+                query = _snapshot_query(sql, snapshot).replace("{wh}", "wh")
+                conn.execute(f"CREATE OR REPLACE TABLE {table} AS {query}")
+        return snapshot
+
+    def check(self) -> str:
+        self._check_file()
+        if not self.path.exists():
+            return f"{self.path}: no data yet"
+        latest = self.latest_load()
+        return f"{self.path}: latest load {latest}"
+
+
+def _snapshot_query(sql: str, snapshot: Snapshot) -> str:
+    return sql.replace("{load}", str(snapshot.load_id)).replace("{as_of}", sql_literal(snapshot.as_of))
+
+
+def _commit(staged: StagedLoad, run_id, bounds, run, progress_now: SourceProgress | None) -> int:
+    """The load's statements, inside the caller's transaction; returns the new load id."""
+    if staged.loaded(POLLS) and progress_now != staged.progress_seen:
+        raise WarehouseError("another load of the poll file committed while this one was being read; run the ingest again")
+    load_id = run("SELECT coalesce(max(load_id), 0) + 1 FROM {wh}.loads")[0][0]
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    counts = {}
+    for name, sql in _load_statements(staged, bounds):
+        rows = run(sql.replace("{load}", str(load_id)))
+        counts[name] = rows[0][0] if rows and rows[0] and rows[0][0] is not None else 0
+    run(REJECTIONS_LOAD_SQL.replace("{run_id}", sql_literal(run_id)).replace("{load}", str(load_id)).replace("{now}", sql_literal(now)))
+    after = staged.progress_after
+    if staged.loaded(POLLS) and after is not None:
+        run("DELETE FROM {wh}.source_progress WHERE source = 'store_status'")
+        run(
+            "INSERT INTO {wh}.source_progress VALUES ('store_status', "
+            + ", ".join(sql_literal(v) for v in (after.path, after.byte_offset, after.next_line, after.fingerprint, now))
+            + ")"
+        )
+    _record_counts(staged, counts)
+    rejected = sum(result.rows_rejected for result in staged.results.values())
+    run(
+        "INSERT INTO {wh}.loads VALUES ("
+        + ", ".join(
+            sql_literal(v)
+            for v in (
+                load_id, run_id, now, counts.get("polls_added", 0), counts.get("polls_inactivated", 0),
+                counts.get("raw_business_hours_added", 0) + counts.get("raw_business_hours_retired", 0),
+                counts.get("raw_store_timezones_added", 0) + counts.get("raw_store_timezones_retired", 0),
+                rejected,
+            )
+        )
+        + ")"
+    )
+    totals = run(
+        "SELECT (SELECT count(*) FROM {wh}.raw_store_polls), "
+        "(SELECT count(*) FROM {wh}.raw_business_hours WHERE retired_load IS NULL), "
+        "(SELECT count(*) FROM {wh}.raw_store_timezones WHERE retired_load IS NULL)"
+    )[0]
+    for source, total in zip((POLLS, HOURS, ZONES), totals):
+        if staged.loaded(source):
+            staged.results[source].total_rows = total
+    return load_id
+
+
+# -- PostgreSQL --------------------------------------------------------------------------
+
+_PG_SCHEMA = "storemon"
+_STAGED_FOR_PG = {
+    "merged_polls": ("SELECT store_id, timestamp_utc, status FROM merged_polls", "store_id text, timestamp_utc timestamp, status text"),
+    "staged_hours": (
+        "SELECT store_id, day_of_week, start_time_local, end_time_local FROM staged_hours",
+        "store_id text, day_of_week smallint, start_time_local time, end_time_local time",
+    ),
+    "staged_zones": ("SELECT store_id, timezone_str FROM staged_zones", "store_id text, timezone_str text"),
+    "staged_rejections": (
+        "SELECT source, source_file, line_number, reason, raw_values FROM staged_rejections",
+        "source text, source_file text, line_number bigint, reason text, raw_values text",
+    ),
+}
+
+
+class PostgresWarehouse(Warehouse):
+    kind = "postgres"
+
+    def __init__(self, url: str, progress: Progress = log.info):
+        self.url = url
+        self.location = redact(url)
+        self.progress = progress
+
+    @contextmanager
+    def connection(self, isolation: str | None = None, readonly: bool = False):
+        import psycopg2
+
+        try:
+            conn = psycopg2.connect(self.url, connect_timeout=10, application_name="storemon")
+        except psycopg2.OperationalError as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise WarehouseError(f"cannot reach the Postgres warehouse at {self.location}: {first_line}") from None
+        try:
+            if isolation or readonly:
+                conn.set_session(isolation_level=isolation, readonly=readonly)
+            yield conn
+        finally:
+            conn.close()
+
+    def _run(self, cur, sql: str) -> list[tuple]:
+        cur.execute(sql.replace("{wh}", _PG_SCHEMA))
+        if cur.description is None:
+            return [(cur.rowcount,)]
+        return cur.fetchall()
+
+    def ensure_schema(self) -> None:
+        with self.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(7007)")  # two first loads must not both create
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_PG_SCHEMA}")
+            cur.execute(_TABLES.format(wh=_PG_SCHEMA, text="text", polls_key=", PRIMARY KEY (store_id, timestamp_utc)"))
+            cur.execute(f"CREATE INDEX IF NOT EXISTS raw_store_polls_time ON {_PG_SCHEMA}.raw_store_polls (timestamp_utc)")
+            cur.execute(f"SELECT count(*) FROM {_PG_SCHEMA}.schema_version")
+            if cur.fetchone()[0] == 0:
+                cur.execute(f"INSERT INTO {_PG_SCHEMA}.schema_version VALUES ({SCHEMA_VERSION})")
+            conn.commit()
+
+    def _has_schema(self, cur) -> bool:
+        cur.execute("SELECT to_regclass(%s)", [f"{_PG_SCHEMA}.loads"])
+        return cur.fetchone()[0] is not None
+
+    def query(self, sql: str) -> list[tuple]:
+        with self.connection(readonly=True) as conn, conn.cursor() as cur:
+            if not self._has_schema(cur):
+                raise NothingIngested(f"no polls have been ingested into {self.location}")
+            return self._run(cur, sql)
+
+    def read_progress(self) -> SourceProgress | None:
+        try:
+            rows = self.query("SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'")
+        except NothingIngested:
+            return None
+        return SourceProgress(*rows[0]) if rows else None
+
+    def commit_load(self, staged: StagedLoad, run_id: str | None, progress: Progress = log.info) -> int:
+        self.ensure_schema()
+        bounds = fetch_row(staged.conn, "SELECT min(timestamp_utc), max(timestamp_utc) FROM merged_polls") if staged.loaded(POLLS) else None
+        bounds = bounds if bounds and bounds[0] is not None else None
+        with tempfile.TemporaryDirectory(prefix="storemon-load-") as scratch, self.connection() as conn:
+            with conn.cursor() as cur:
+                # One load at a time, committed in id order.
+                cur.execute(f"LOCK TABLE {_PG_SCHEMA}.loads IN EXCLUSIVE MODE")
+                for table, (query, columns) in _STAGED_FOR_PG.items():
+                    path = Path(scratch) / f"{table}.csv"
+                    staged.conn.execute(f"COPY ({query}) TO '{path}' (FORMAT csv, HEADER false)")
+                    cur.execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
+                    with open(path, "rb") as data:
+                        cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv)", data)
+                    os.unlink(path)
+                    cur.execute(f"ANALYZE {table}")  # temp tables have no statistics until analyzed
+                progress_now = None
+                rows = self._run(cur, "SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'")
+                if rows:
+                    progress_now = SourceProgress(*rows[0])
+                load_id = _commit(staged, run_id, bounds, lambda sql: self._run(cur, sql), progress_now)
+            conn.commit()
+        return load_id
+
+    def load_snapshot(self, conn, load_id: int | None, as_of: datetime | None) -> Snapshot:
+        with self.connection(isolation="REPEATABLE READ", readonly=True) as pg, pg.cursor() as cur:
+            if not self._has_schema(cur):
+                raise NothingIngested(f"no polls have been ingested into {self.location}: there is nothing to report on")
+            snapshot = self._resolve_snapshot(lambda sql: self._run(cur, sql), load_id, as_of)
+            with tempfile.TemporaryDirectory(prefix="storemon-snapshot-") as scratch:
+                for table, sql in SNAPSHOT_SQL.items():
+                    path = Path(scratch) / f"{table}.csv"
+                    query = _snapshot_query(sql, snapshot).replace("{wh}", _PG_SCHEMA)
+                    with open(path, "wb") as out:
+                        cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", out)
+                    columns = SNAPSHOT_COLUMNS[table]
+                    spec = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items()) + "}"
+                    conn.execute(
+                        f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_csv('{path}', header = false, "
+                        f"columns = {spec}, auto_detect = false, quote = '\"', escape = '\"', "
+                        "nullstr = '', allow_quoted_nulls = false, strict_mode = true)"
+                    )
+            pg.commit()
+        return snapshot
+
+    def check(self) -> str:
+        with self.connection(readonly=True) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        return f"{self.location}: reachable"
+
+
+def open_warehouse(settings: Settings, progress: Progress = log.info) -> Warehouse:
+    if settings.embedded:
+        return DuckDBWarehouse(settings.database, lock_timeout=settings.lock_timeout_seconds, progress=progress)
+    return PostgresWarehouse(settings.warehouse, progress=progress)
