@@ -272,9 +272,10 @@ def test_report_asset_writes_the_csv_and_metadata(sample_settings):
     ).max()
     assert pd.Timestamp(meta["as_of"].value) == newest_poll
     assert meta["load_id"].value == 1
-    assert "store_id" in meta["most_downtime_last_week"].value
     frame = read_report(path)
     assert len(frame) == 300
+    preview = meta["most_downtime_last_week"].value.records
+    assert len(preview) == 10 and preview[0].data["downtime_last_week"] == frame["downtime_last_week"].max()
     # The intermediate assets are inspectable: Parquet files named in their metadata.
     hours_file = Path(materialization(result, "localized_business_hours").metadata["path"].value)
     intervals_file = Path(materialization(result, "status_intervals").metadata["path"].value)

@@ -16,16 +16,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
-from storemon_pipeline.core import sources, validation
+import duckdb
+
 from storemon_pipeline.core.db import configure, fetch_row, fetch_value
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from storemon_pipeline.core import sources
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
-POLLS, HOURS, ZONES = sources.STORE_STATUS.name, sources.BUSINESS_HOURS.name, sources.TIMEZONES.name
+# The three sources (sources.SourceSpec names). Parsing and validation (pandas, pyarrow,
+# pandera) are imported only by a run that ingests: a report run never pays for them.
+POLLS, HOURS, ZONES = "store_status", "business_hours", "timezones"
 
 STAGE_SQL = """
 CREATE TABLE staged_polls (store_id VARCHAR, timestamp_utc TIMESTAMP, status VARCHAR, line_number BIGINT);
@@ -54,7 +61,7 @@ class IngestResult:
     rows_retired: int = 0  # hours and zones: rows of the previous version no longer in the file
     mode: str = "full"  # "full" or "incremental"
     total_rows: int = 0
-    rejections: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rejections: Any = None  # a DataFrame: line_number, reason, raw_values
     error: str | None = None  # the whole file could not be used; the source kept its data
 
     def summary(self) -> str:
@@ -104,6 +111,8 @@ class LoadOutcome:
 
 
 def stage(source_dir: Path, progress_seen: SourceProgress | None, progress: Progress = log.info) -> StagedLoad:
+    from storemon_pipeline.core import sources
+
     conn = configure(duckdb.connect())
     conn.execute(STAGE_SQL)
     results = {}
@@ -139,6 +148,8 @@ def _stage_rejections(conn, spec: sources.SourceSpec, path: Path, rejected: pd.D
 
 def _resume_point(path: Path, header: sources.Header, seen: SourceProgress | None) -> tuple[int, int, str]:
     """Where to start reading: (byte offset, its line number, mode)."""
+    from storemon_pipeline.core import sources
+
     if seen and not sources.is_gzip(path) and seen.path == str(path):
         if path.stat().st_size >= seen.byte_offset and sources.fingerprint(path, seen.byte_offset) == seen.fingerprint:
             return seen.byte_offset, seen.next_line, "incremental"
@@ -148,6 +159,9 @@ def _resume_point(path: Path, header: sources.Header, seen: SourceProgress | Non
 def _stage_polls(
     conn, source_dir: Path, seen: SourceProgress | None, progress: Progress
 ) -> tuple[IngestResult, SourceProgress]:
+    import pandas as pd
+
+    from storemon_pipeline.core import sources, validation
     path = sources.find_source_file(sources.STORE_STATUS, source_dir)
     header = sources.read_header(path, sources.STORE_STATUS)
     start_offset, first_line, mode = _resume_point(path, header, seen)
@@ -208,6 +222,9 @@ def merge_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) ->
 
 
 def _read_whole(path: Path, spec: sources.SourceSpec, validate) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    import pandas as pd
+
+    from storemon_pipeline.core import sources
     header = sources.read_header(path, spec)
     valid, rejected, rows_read = [], [], 0
     for block in sources.iter_blocks(path, header, header.data_offset, 2):
@@ -223,6 +240,7 @@ def _read_whole(path: Path, spec: sources.SourceSpec, validate) -> tuple[pd.Data
 
 
 def _stage_hours(conn, source_dir: Path) -> IngestResult:
+    from storemon_pipeline.core import sources, validation
     path = sources.find_source_file(sources.BUSINESS_HOURS, source_dir)
     valid, rejected, rows_read = _read_whole(path, sources.BUSINESS_HOURS, validation.validate_business_hours)
     _stage_rejections(conn, sources.BUSINESS_HOURS, path, rejected)
@@ -244,6 +262,9 @@ def _stage_hours(conn, source_dir: Path) -> IngestResult:
 
 
 def _stage_zones(conn, source_dir: Path) -> IngestResult:
+    import pandas as pd
+
+    from storemon_pipeline.core import sources, validation
     path = sources.find_source_file(sources.TIMEZONES, source_dir)
     valid, rejected, rows_read = _read_whole(path, sources.TIMEZONES, validation.validate_timezones)
     # One zone per store: repeats of the same zone are harmless; a different zone for a store

@@ -58,6 +58,10 @@ class Settings:
         return self.home / "dagster"
 
     @property
+    def code_server_socket(self) -> Path:
+        return self.home / "code-server.sock"
+
+    @property
     def reports_dir(self) -> Path:
         return self.reports_dir_override or self.home / "reports"
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storemon_pipeline.core.settings import REPO_ROOT, Settings, settings_from_env
+from storemon_pipeline.core.settings import CODE_LOCATION_NAME, REPO_ROOT, Settings, settings_from_env
 
 INSTANCE_CONFIG = Path(__file__).parent.parent / "dagster.yaml"
 BIN = Path(sys.executable).parent
@@ -210,9 +210,36 @@ def wait_for_run(client, run_id: str, timeout: float = 600) -> str:
     raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s")
 
 
-def start_storemon(services: Services, host: str, dagster_port: int, api_port: int) -> None:
-    """Start the webserver, the daemon and the REST API; return once all of them answer."""
-    workspace = str(REPO_ROOT / "workspace.yaml")
+def create_instance_storage() -> None:
+    """Create (or migrate) the instance's tables once, before the processes that share them
+    start: several processes creating them at once collide."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get():
+        pass
+
+
+def code_server_workspace(settings: Settings) -> Path:
+    """A workspace that points the webserver and the daemon at storemon's own code server."""
+    workspace = settings.dagster_home / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n"
+        "  - grpc_server:\n"
+        f"      socket: {settings.code_server_socket}\n"
+        f"      location_name: {CODE_LOCATION_NAME}\n"
+    )
+    return workspace
+
+
+def start_storemon(services: Services, settings: Settings) -> None:
+    """Start the code server, the webserver, the daemon and the REST API; return once all answer."""
+    host, dagster_port, api_port = settings.host, settings.dagster_port, settings.api_port
+    create_instance_storage()
+    settings.code_server_socket.unlink(missing_ok=True)
+    services.start(
+        "code-server", [sys.executable, "-m", "storemon_pipeline.serving.code_server", "--socket", str(settings.code_server_socket)]
+    )
+    workspace = str(code_server_workspace(settings))
     services.start("dagster-webserver", [str(BIN / "dagster-webserver"), "-h", host, "-p", str(dagster_port), "-w", workspace])
     services.start("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
     services.start("storemon-api", [sys.executable, "-m", "storemon_pipeline.serving.api"])
@@ -252,7 +279,7 @@ def main() -> None:
                 f"warehouse {redact(settings.warehouse_url)}",
                 flush=True,
             )
-            start_storemon(services, host, dagster_port, api_port)
+            start_storemon(services, settings)
             from dagster_graphql import DagsterGraphQLClient
 
             client = DagsterGraphQLClient(host, port_number=dagster_port)

@@ -18,6 +18,13 @@ from storemon_pipeline.resources import StoremonResource
 GROUP = "report"
 PREVIEW_ROWS = 10
 SOURCES = [raw_store_polls.key, raw_business_hours.key, raw_store_timezones.key]
+PREVIEW_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("store_id", "string"),
+        *(dg.TableColumn(name, "float", description="minutes" if name.endswith("hour") else "hours")
+          for name in report.REPORT_COLUMNS[1:]),
+    ]
+)
 
 localized_business_hours = dg.AssetSpec(
     "localized_business_hours",
@@ -94,10 +101,10 @@ def report_assets_op(context: dg.AssetExecutionContext, config: ReportConfig, st
         run.build("store_report")
         record = run.write_report(settings.reports_dir, report_id)
         path = settings.reports_dir / f"{report_id}.csv"
-        preview = run.frame(
+        preview = run.conn.execute(
             f"SELECT {', '.join(report.REPORT_COLUMNS)} FROM store_report "
             f"ORDER BY downtime_last_week DESC, store_id LIMIT {PREVIEW_ROWS}"
-        )
+        ).fetchall()
         down_now = run.value("SELECT count(*) FROM store_report WHERE downtime_last_hour > 0")
     context.log.info(f"report {report_id}: {record.row_count:,} stores as of {record.as_of} -> {path}")
     yield dg.MaterializeResult(
@@ -109,7 +116,10 @@ def report_assets_op(context: dg.AssetExecutionContext, config: ReportConfig, st
             "path": dg.MetadataValue.path(str(path)),
             "stores_down_in_last_hour": dg.MetadataValue.int(down_now),
             "created_at": record.created_at,
-            "most_downtime_last_week": dg.MetadataValue.md(preview.to_markdown(index=False)),
+            "most_downtime_last_week": dg.MetadataValue.table(
+                records=[dg.TableRecord(dict(zip(report.REPORT_COLUMNS, (row[0], *map(float, row[1:]))))) for row in preview],
+                schema=PREVIEW_SCHEMA,
+            ),
         },
     )
 
