@@ -45,6 +45,7 @@ STEP_NAMES = {
     "ingest": "ingest polls into an empty home",
     "report": "report computation (tables + CSV)",
     "cli": "`storemon report` end to end",
+    "cli_postgres": "`storemon report` end to end, Postgres warehouse",
     "graphql": "GraphQL trigger-to-Complete (median)",
     "baseline": "pandas per-store baseline",
 }
@@ -149,6 +150,38 @@ def graphql_trigger_to_complete(source: Path, repeats: int) -> dict:
     return figures
 
 
+def concurrency(mode: str, repeats: int) -> dict:
+    """On the sample: one REST trigger to Complete, then ten at once (median of ``repeats``)."""
+    from storemon_pipeline.serving.local_server import PostgresServer, StoremonServer, copy_sample_sources, free_port
+
+    postgres = PostgresServer() if mode == "postgres" else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="storemon-bench-") as root:
+            warehouse = postgres.new_database() if postgres else "duckdb"
+            settings = Settings(home=Path(root) / "home", source_dir=copy_sample_sources(Path(root) / "sources"), warehouse=warehouse)
+            server = StoremonServer(settings, free_port(), free_port())
+            server.start()
+            try:
+                while not server.runs({"storemon/trigger": "sensor"}):
+                    time.sleep(1)
+                server.wait_until_idle()
+                ones, tens = [], []
+                for _ in range(repeats):
+                    ones.append(server.trigger_many(1)[0])
+                    seconds, report_ids, responses = server.trigger_many(10)
+                    if {response.headers["X-Report-Status"] for response in responses} != {"Complete"} or len(set(report_ids)) != 10:
+                        raise SystemExit(f"{mode}: not every one of ten reports completed")
+                    tens.append(seconds)
+            finally:
+                server.stop()
+    finally:
+        if postgres:
+            postgres.stop()
+    one, ten = statistics.median(ones), statistics.median(tens)
+    log(f"concurrency ({mode}): one {ones}, ten {tens}")
+    return {"one_trigger_seconds": one, "ten_triggers_seconds": ten, "ratio": ten / one, "all_one": ones, "all_ten": tens}
+
+
 def bench_size(size: str, data_dir: Path, baseline_stores: int, repeats: int) -> dict:
     source, counts = dataset(size, data_dir)
     log(f"{size}: {counts}")
@@ -160,6 +193,19 @@ def bench_size(size: str, data_dir: Path, baseline_stores: int, repeats: int) ->
             "report": run_step("report", "--home", str(home)),
             "cli": run_step("cli", "--source", str(source), "--out", str(cli_csv)),
         }
+        from storemon_pipeline.serving.local_server import PostgresServer
+
+        postgres = PostgresServer()
+        try:
+            pg_csv = Path(work) / "cli-postgres.csv"
+            steps["cli_postgres"] = run_step(
+                "cli", "--source", str(source), "--out", str(pg_csv), "--warehouse", postgres.new_database()
+            )
+            if pg_csv.read_bytes() != cli_csv.read_bytes():
+                raise SystemExit("the Postgres warehouse gave another report than the embedded one")
+            steps["cli_postgres"]["byte_identical_to_embedded"] = True
+        finally:
+            postgres.stop()
         steps["graphql"] = graphql_trigger_to_complete(source, repeats)
         steps["baseline"] = run_step(
             "baseline", "--source", str(source), "--stores", str(baseline_stores), "--storemon-csv", str(cli_csv)
@@ -210,23 +256,39 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def concurrency_table(figures: dict) -> str:
+    lines = [
+        "| warehouse | one trigger to Complete, s | ten at once, all Complete, s | ratio | target |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for mode, row in figures.items():
+        verdict = "ok" if row["ratio"] <= 4 else "MISSED"
+        lines.append(f"| {mode} | {row['one_trigger_seconds']:.2f} | {row['ten_triggers_seconds']:.2f} | {row['ratio']:.1f}× | ≤ 4× {verdict} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", choices=SIZES, default=list(SIZES))
     parser.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data")
     parser.add_argument("--baseline-stores", type=int, default=200, help="stores the baseline is timed on")
     parser.add_argument("--repeats", type=int, default=3, help="GraphQL triggers per size")
+    parser.add_argument("--only-concurrency", action="store_true", help="only the ten-triggers figure, on the sample")
     args = parser.parse_args()
     results = {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip(),
         "machine": {"cpus": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)},
-        "sizes": {size: bench_size(size, args.data_dir, args.baseline_stores, args.repeats) for size in args.sizes},
+        "concurrency": {mode: concurrency(mode, args.repeats) for mode in ("duckdb", "postgres")},
     }
+    if not args.only_concurrency:
+        results["sizes"] = {size: bench_size(size, args.data_dir, args.baseline_stores, args.repeats) for size in args.sizes}
     out = BENCH_DIR / "results" / f"bench-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results))
+    print(concurrency_table(results["concurrency"]))
+    if "sizes" in results:
+        print(table(results))
     print(f"\nwritten to {out.relative_to(REPO_ROOT)}")
 
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.steps ingest   --source DIR --home DIR
     python -m benchmarks.steps report   --home DIR
-    python -m benchmarks.steps cli      --source DIR --out FILE
+    python -m benchmarks.steps cli      --source DIR --out FILE [--warehouse URL]
     python -m benchmarks.steps baseline --source DIR --stores N --storemon-csv FILE
 
 Each prints one JSON object on its last line: seconds, peak_rss_mb and step figures.
@@ -61,8 +61,9 @@ def report(args: argparse.Namespace) -> dict:
 def cli(args: argparse.Namespace) -> dict:
     storemon = Path(sys.executable).parent / "storemon"
     started = time.perf_counter()
+    warehouse = ["--warehouse", args.warehouse] if args.warehouse else []
     done = subprocess.run(
-        [str(storemon), "report", "--data-dir", args.source, "--out", args.out], capture_output=True, text=True
+        [str(storemon), "report", "--data-dir", args.source, "--out", args.out, *warehouse], capture_output=True, text=True
     )
     seconds = time.perf_counter() - started
     if done.returncode not in (0, 2):
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("--stores", type=int, default=300)
     parser.add_argument("--storemon-csv")
+    parser.add_argument("--warehouse", help="cli: a postgresql:// URL instead of the embedded file")
     args = parser.parse_args()
     figures = STEPS[args.step](args)
     figures.setdefault("peak_rss_mb", peak_rss_mb())

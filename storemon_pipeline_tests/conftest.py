@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import gzip
 import signal
-import tempfile
-import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +14,7 @@ from storemon_pipeline.assets.ingestion import ingestion_assets, ingestion_check
 from storemon_pipeline.core.settings import Settings
 from storemon_pipeline.core.warehouse import open_warehouse
 from storemon_pipeline.resources import build_resources
+from storemon_pipeline.serving.local_server import PostgresServer
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "loop"
 requires_shared_data = pytest.mark.skipif(
@@ -42,30 +41,6 @@ def write_text(path: Path, text: str, newline: str = "\n", bom: bool = False) ->
 
 def csv_text(header: str, rows: list[str]) -> str:
     return "\n".join([header, *rows]) + "\n"
-
-
-class PostgresServer:
-    """A real PostgreSQL server (the pgserver package) on a unix socket; one database per test."""
-
-    def __init__(self) -> None:
-        import pgserver
-
-        self.data_dir = tempfile.mkdtemp(prefix="storemon-pg-")
-        self.server = pgserver.get_server(self.data_dir, cleanup_mode="delete")
-
-    def new_database(self) -> str:
-        import psycopg2
-
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        conn = psycopg2.connect(self.server.get_uri())
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {name}")
-        conn.close()
-        return self.server.get_uri(name)
-
-    def stop(self) -> None:
-        self.server.cleanup()
 
 
 @pytest.fixture(scope="session")

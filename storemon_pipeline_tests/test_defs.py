@@ -52,3 +52,29 @@ def test_dagster_definitions_validate_passes():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Validation successful" in done.stderr + done.stdout
+
+
+def imported_by(module: str) -> set[str]:
+    """The top-level packages a fresh interpreter has loaded after importing ``module``."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys, {module}; print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+def test_the_core_never_imports_dagster():
+    core = sorted(p.stem for p in (REPO / "storemon_pipeline" / "core").glob("*.py") if p.stem != "__init__")
+    loaded = imported_by(", ".join(f"storemon_pipeline.core.{name}" for name in core))
+    assert "dagster" not in loaded and "dagster_graphql" not in loaded
+
+
+def test_serving_never_imports_the_cores_heavy_modules():
+    for module in ("storemon_pipeline.serving.api", "storemon_pipeline.serving.report_runs"):
+        assert not imported_by(module) & {"pandas", "pyarrow", "pandera", "duckdb", "numpy"}, module
+
+
+def test_a_report_run_imports_no_ingestion_libraries():
+    """The run worker loads the definitions; pandas, pyarrow and pandera only come with an ingest."""
+    assert not imported_by("storemon_pipeline.definitions") & {"pandas", "pyarrow", "pandera"}

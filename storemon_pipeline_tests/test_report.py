@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from storemon_pipeline.assets.ingestion import ingestion_assets
 from storemon_pipeline.assets.report import report_assets
 from storemon_pipeline.core import ingest, report, sample
-from storemon_pipeline.core.settings import Settings
+from storemon_pipeline.core.settings import Settings, report_record_path
 from storemon_pipeline.core.warehouse import open_warehouse
 from storemon_pipeline.resources import build_resources
 from storemon_pipeline_tests.conftest import SHARED_DATA, materialization, requires_shared_data
@@ -282,7 +282,7 @@ def test_report_asset_writes_the_csv_and_metadata(sample_settings):
     assert pd.read_parquet(intervals_file)["status"].isin(["active", "inactive"]).all()
     check_invariants(frame, business_time(hours_file, newest_poll.to_pydatetime()))
     assert not list(settings.reports_dir.glob(".*.tmp"))
-    record = report.ReportRecord.read(report.record_path(settings.reports_dir, result.run_id))
+    record = report.ReportRecord.read(report_record_path(settings.reports_dir, result.run_id))
     assert (record.report_id, record.row_count, record.load_id, record.as_of) == (result.run_id, 300, 1, str(newest_poll.to_pydatetime()))
 
 
@@ -440,3 +440,45 @@ def test_full_size_public_dataset(tmp_path):
         as_of = run.snapshot.as_of
     check_invariants(frame, business_time(tmp_path / "hours.parquet", as_of))
     print(f"full size: {counts}")
+
+
+# --- the two warehouses give the same bytes on random stores -------------------------------
+
+
+def write_sources(folder: Path, polls, hours, zones) -> Path:
+    folder.mkdir(parents=True)
+    pd.DataFrame(polls, columns=["store_id", "timestamp_utc", "status"]).assign(
+        timestamp_utc=lambda f: f["timestamp_utc"].map(lambda t: f"{t:%Y-%m-%d %H:%M:%S.%f} UTC")
+    ).to_csv(folder / "store_status.csv", index=False)
+    pd.DataFrame(hours, columns=["store_id", "dayOfWeek", "start_time_local", "end_time_local"]).to_csv(
+        folder / "business_hours.csv", index=False
+    )
+    pd.DataFrame(list(zones.items()) or [("nobody", "UTC")], columns=["store_id", "timezone_str"]).to_csv(
+        folder / "timezones.csv", index=False
+    )
+    return folder
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(stores=st.lists(store, min_size=1, max_size=4), around=st.sampled_from(DST_DAYS), as_of_shift=st.one_of(st.none(), st.integers(-3000, 0)))
+def test_both_warehouses_give_byte_identical_reports_on_random_stores(postgres_server, tmp_path_factory, stores, around, as_of_shift):
+    polls, hours, zones = [], [], {}
+    for i, spec in enumerate(stores):
+        store_id = f"store{i}"
+        if spec["zone"]:
+            zones[store_id] = spec["zone"]
+        hours += [(store_id, day, start.isoformat(), end.isoformat()) for day, start, end in spec["hours"]]
+        polls += [(store_id, around + timedelta(minutes=m, seconds=7), status) for m, status in spec["polls"]]
+    as_of = None if as_of_shift is None else max(t for _, t, _ in polls) + timedelta(minutes=as_of_shift)
+    root = tmp_path_factory.mktemp("identity")
+    source = write_sources(root / "source", polls, hours or [("nobody", 0, "09:00:00", "10:00:00")], zones)
+    csv_bytes = []
+    for warehouse in ("duckdb", postgres_server.new_database()):
+        settings = Settings(home=root / f"home-{len(csv_bytes)}", source_dir=source, warehouse=warehouse)
+        ingest.ingest(open_warehouse(settings), source, progress=lambda message: None)
+        with report.ReportComputation(open_warehouse(settings), as_of=as_of) as run:
+            run.build_all()
+            run.write_report(settings.reports_dir, "r")
+        csv_bytes.append((settings.reports_dir / "r.csv").read_bytes())
+    assert csv_bytes[0] == csv_bytes[1]
+    assert csv_bytes[0].count(b"\n") == 1 + len({s for s, t, _ in polls if as_of is None or t <= as_of})

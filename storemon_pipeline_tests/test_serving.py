@@ -4,16 +4,18 @@ One server (what `make run` starts) serves the whole module; tests run in file o
 the ones that change the data come last.
 """
 
+import os
+import re
+import signal
 import subprocess
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from storemon_pipeline.core import report
-from storemon_pipeline.core.settings import Settings
+from storemon_pipeline.core.settings import Settings, report_path, report_record_path
 from storemon_pipeline.serving.local_server import (
     STOREMON,
     StoremonServer,
@@ -95,27 +97,18 @@ def test_get_report_prints_running_until_the_run_is_done(server):
     assert server.wait_for_report(report_id).headers["X-Report-Status"] == "Complete"
 
 
-def trigger_and_wait(server: StoremonServer, count: int) -> tuple[float, list[str], list]:
-    """Trigger ``count`` reports at once through REST; wait for all. Returns (seconds, ids, answers)."""
-    started = time.perf_counter()
-    with ThreadPoolExecutor(count) as pool:
-        report_ids = list(pool.map(lambda _: server.trigger_rest(), range(count)))
-        responses = list(pool.map(lambda report_id: server.wait_for_report(report_id, timeout=600), report_ids))
-    return time.perf_counter() - started, report_ids, responses
-
-
 def test_ten_triggers_at_once_all_complete_each_computing_its_own_report(server):
     server.wait_until_idle()
-    one_seconds, _, [one] = trigger_and_wait(server, 1)
+    one_seconds, _, [one] = server.trigger_many(1)
     assert one.headers["X-Report-Status"] == "Complete"
-    ten_seconds, report_ids, responses = trigger_and_wait(server, 10)
+    ten_seconds, report_ids, responses = server.trigger_many(10)
     assert len(set(report_ids)) == 10
     assert [response.headers["X-Report-Status"] for response in responses] == ["Complete"] * 10, [
         response.text for response in responses if response.headers["X-Report-Status"] != "Complete"
     ]
     assert {response.text for response in responses} == {one.text}  # same data, same report
     # No run reused another's result: each wrote its own report and history row.
-    records = [report.ReportRecord.read(report.record_path(server.paths.reports_dir, rid)) for rid in report_ids]
+    records = [report.ReportRecord.read(report_record_path(server.paths.reports_dir, rid)) for rid in report_ids]
     assert sorted(record.report_id for record in records) == sorted(report_ids)
     # The ratio is a benchmark figure (make bench), not an assertion: this machine is noisy.
     print(f"\n[{server.paths.warehouse.split(':')[0]}] one trigger {one_seconds:.1f} s; ten at once {ten_seconds:.1f} s "
@@ -162,6 +155,12 @@ def test_a_failed_run_reports_failed_with_the_error(server):
     cli = server.storemon("get-report", report_id)
     assert cli.returncode == 1 and cli.stdout.startswith("Failed: ") and "snapshot 999 is not a load" in cli.stdout
     assert not list(server.paths.reports_dir.glob(f"*{report_id}*"))
+    # A worker killed after writing its files, before Dagster recorded success, leaves a
+    # Failed run beside files: the lookup removes them, so the folder and the status agree.
+    for path in (report_path(server.paths.reports_dir, report_id), report_record_path(server.paths.reports_dir, report_id)):
+        path.write_text("left by a killed worker")
+    assert server.get_report(report_id).json()["status"] == "Failed"
+    assert not list(server.paths.reports_dir.glob(f"*{report_id}*"))
 
 
 def test_a_cancelled_run_is_failed_and_leaves_no_report(server):
@@ -204,3 +203,108 @@ def _a_store(server: StoremonServer) -> str:
     with open(server.paths.source_dir / "store_status.csv") as polls:
         header, first = polls.readline().strip().split(","), polls.readline().strip().split(",")
     return first[header.index("store_id")]
+
+
+def test_any_graphql_client_launches_a_report_with_the_readme_request(server):
+    """The README's curl body, sent as is: the location name in workspace.yaml is the selector."""
+    import requests
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    body = readme.split("-H 'Content-Type: application/json' -d '", 1)[1].split("'\n```", 1)[0]
+    response = requests.post(f"http://127.0.0.1:{server.dagster_port}/graphql", data=body,
+                             headers={"Content-Type": "application/json"}, timeout=60)
+    launched = response.json()["data"]["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    report_id = launched["run"]["runId"]
+    assert server.wait_for_run(report_id) == "SUCCESS"
+    record = report.ReportRecord.read(report_record_path(server.paths.reports_dir, report_id))
+    assert record.as_of == "2023-03-13 06:30:00"
+
+
+# --- faults on the running product (last: they disturb it) ---------------------------------
+
+WORKER_PID = re.compile(r"Started process for run \(pid: (\d+)\)")
+RUN_LOGS_QUERY = """
+query StoremonTestRunLogs($runId: ID!) {
+  logsForRun(runId: $runId) { ... on EventConnection { events { __typename ... on MessageEvent { message } } } }
+}
+"""
+
+
+def worker_pid(server: StoremonServer, run_id: str, timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = server.graphql()._execute(RUN_LOGS_QUERY, {"runId": run_id})["logsForRun"].get("events", [])
+        for event in events:
+            match = WORKER_PID.search(event.get("message") or "")
+            if match:
+                return int(match.group(1))
+        time.sleep(0.2)
+    raise TimeoutError(f"run {run_id} never reported its worker pid")
+
+
+def test_a_killed_ingest_worker_is_failed_by_run_monitoring_and_frees_its_slot(server):
+    server.wait_until_idle()
+    # Enough new polls that the ingest is still running when its worker is killed.
+    store = _a_store(server)
+    with open(server.paths.source_dir / "store_status.csv", "a") as polls:
+        polls.writelines(f"{store},active,2023-03-16 {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.{i // 86400:06d} UTC\n" for i in range(1_500_000))
+    client = server.graphql()
+    killed = client.submit_job_execution("ingest_job")
+    os.kill(worker_pid(server, killed), signal.SIGKILL)
+    assert server.wait_for_run(killed, timeout=120) == "FAILURE"
+    # The writer pool's only slot is free again: the next ingest runs, and takes the whole file.
+    assert server.wait_for_run(client.submit_job_execution("ingest_job"), timeout=300) == "SUCCESS"
+    report_id = server.trigger_rest()
+    assert server.wait_for_report(report_id).headers["X-Report-Status"] == "Complete"
+
+
+def test_a_dead_webserver_is_restarted_and_the_api_answers_503_meanwhile(server):
+    import requests
+
+    webserver = next(
+        int(proc.name)
+        for proc in Path("/proc").iterdir()
+        if proc.name.isdigit()
+        and b"dagster-webserver" in _cmdline(proc)
+        and str(server.dagster_port).encode() in _cmdline(proc)
+    )
+    os.kill(webserver, signal.SIGKILL)
+    health = requests.get(f"{server.api}/health", timeout=30)
+    assert health.status_code == 503 and health.json()["status"] == "degraded"
+    assert requests.post(f"{server.api}/trigger_report", timeout=30).status_code == 503
+    deadline = time.monotonic() + 180
+    while requests.get(f"{server.api}/health", timeout=30).status_code != 200:
+        assert time.monotonic() < deadline, server.output
+        time.sleep(1)
+    assert "storemon: dagster-webserver exited with code -9; restarting in 1 s" in server.output
+    assert "storemon: dagster-webserver restarted" in server.output
+    while (triggered := requests.post(f"{server.api}/trigger_report", timeout=60)).status_code != 200:
+        assert time.monotonic() < deadline, triggered.text  # the code location is loading again
+        time.sleep(1)
+    assert server.wait_for_report(triggered.json()["report_id"]).headers["X-Report-Status"] == "Complete"
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_health_names_a_damaged_warehouse_file(server):
+    import requests
+
+    if server.paths.warehouse != "duckdb":
+        pytest.skip("the embedded file only exists in embedded mode")
+    server.wait_until_idle()
+    database = server.paths.database
+    kept = database.read_bytes()
+    try:
+        database.write_bytes(bytes(4096) + kept[4096:])
+        health = requests.get(f"{server.api}/health", timeout=30)
+        assert health.status_code == 503
+        assert health.json()["storage"] == f"{database}: is not a DuckDB database (damaged or a foreign file); move it away and ingest again"
+    finally:
+        database.write_bytes(kept)
+    assert requests.get(f"{server.api}/health", timeout=30).status_code == 200

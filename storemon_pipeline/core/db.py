@@ -8,13 +8,17 @@ from pathlib import Path
 
 import duckdb
 
+from storemon_pipeline.core.health import is_no_space, no_space_error
+
 
 def configure(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Settings for every connection. DuckDB would otherwise draw a progress bar on stdout
     for long queries (it ends up in the Dagster run logs). STOREMON_DUCKDB_MEMORY_LIMIT
     (e.g. "2GB"; default DuckDB's 80% of RAM) makes it spill to disk sooner."""
+    from storemon_pipeline.core.settings import settings_from_env
+
     conn.execute("SET enable_progress_bar = false; SET TimeZone = 'UTC'")
-    memory_limit = os.environ.get("STOREMON_DUCKDB_MEMORY_LIMIT")
+    memory_limit = settings_from_env().duckdb_memory_limit
     if memory_limit:
         conn.execute("SET memory_limit = ?", [memory_limit])
     return conn
@@ -51,6 +55,10 @@ def write_query(conn: duckdb.DuckDBPyConnection, query: str, path: Path, file_fo
     try:
         conn.execute(f"COPY ({query}) TO '{tmp}' ({options}, USE_TMP_FILE false)")
         os.replace(tmp, path)
+    except (duckdb.Error, OSError) as error:
+        if is_no_space(error):
+            raise no_space_error(path.parent, error) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from storemon_pipeline.core.db import configure, fetch_value, hidden_temp_name, write_query
+from storemon_pipeline.core.settings import report_path, report_record_path
 from storemon_pipeline.core.warehouse import Snapshot, Warehouse
 
 SQL_DIR = Path(__file__).with_name("sql")
@@ -92,10 +93,6 @@ class ReportRecord:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def record_path(reports_dir: Path, report_id: str) -> Path:
-    return Path(reports_dir) / f"{report_id}.json"
-
-
 class ReportComputation:
     """One report run: a private in-memory DuckDB holding one snapshot and the derived tables.
 
@@ -146,8 +143,6 @@ class ReportComputation:
     def write_report(self, reports_dir: Path, report_id: str) -> ReportRecord:
         """``<id>.csv`` then ``<id>.json`` (its row of the history), each atomically; the JSON
         is written last, so a history row always names a complete CSV."""
-        from storemon_pipeline.core.settings import report_path
-
         write_query(self.conn, REPORT_QUERY, report_path(reports_dir, report_id))
         record = ReportRecord(
             report_id=report_id,
@@ -157,7 +152,7 @@ class ReportComputation:
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             warehouse=self.warehouse.kind,
         )
-        write_json(record_path(reports_dir, report_id), asdict(record))
+        write_json(report_record_path(reports_dir, report_id), asdict(record))
         return record
 
 

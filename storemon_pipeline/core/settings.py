@@ -5,7 +5,7 @@
 | STOREMON_HOME | .storemon/ | local state: the embedded DuckDB file, the Dagster instance, reports, logs |
 | STOREMON_SOURCE_DIR | data/sample/ | the folder with the three source CSVs |
 | STOREMON_WAREHOUSE | duckdb | where the sources live: ``duckdb`` (the embedded file in the home) or a ``postgresql://`` URL |
-| STOREMON_REPORTS_DIR | $STOREMON_HOME/reports | where report CSVs go (a folder every machine sees) |
+| STOREMON_REPORTS_DIR | $STOREMON_HOME/reports | report CSVs, their history rows, latest/ (a folder every machine sees) |
 | STOREMON_HOST | 127.0.0.1 | the address every service binds to and the CLI talks to |
 | STOREMON_DAGSTER_PORT | 3000 | the Dagster UI and GraphQL API |
 | STOREMON_API_PORT | 8000 | the REST API |
@@ -67,8 +67,9 @@ class Settings:
 
     @property
     def asset_dir(self) -> Path:
-        """The latest materialization of each intermediate report asset, as Parquet files."""
-        return self.home / "assets"
+        """The latest materialization of each intermediate report asset, as Parquet files
+        (beside the reports, so every machine that serves reports sees them)."""
+        return self.reports_dir / "latest"
 
     @property
     def embedded(self) -> bool:
@@ -125,3 +126,8 @@ def redact(url: str) -> str:
 def report_path(reports_dir: Path, report_id: str) -> Path:
     """Where the run ``report_id`` writes its report (callers pass a validated run id)."""
     return Path(reports_dir) / f"{report_id}.csv"
+
+
+def report_record_path(reports_dir: Path, report_id: str) -> Path:
+    """The report's row of the reports history, written after its CSV."""
+    return Path(reports_dir) / f"{report_id}.json"

@@ -34,6 +34,7 @@ from pathlib import Path
 import duckdb
 
 from storemon_pipeline.core.db import configure, fetch_row, fetch_value
+from storemon_pipeline.core.health import duckdb_file_problem, is_no_space, no_space_error
 from storemon_pipeline.core.ingest import HOURS, POLLS, ZONES, SourceProgress, StagedLoad
 from storemon_pipeline.core.settings import Settings, redact
 
@@ -56,6 +57,17 @@ class Snapshot:
 
     load_id: int
     as_of: datetime
+
+
+PROGRESS_SQL = "SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'"
+
+
+def staged_bounds(staged: StagedLoad) -> tuple | None:
+    """The time range of the load's polls (None: no polls to add)."""
+    if not staged.loaded(POLLS):
+        return None
+    bounds = fetch_row(staged.conn, "SELECT min(timestamp_utc), max(timestamp_utc) FROM merged_polls")
+    return bounds if bounds and bounds[0] is not None else None
 
 
 def sql_literal(value) -> str:
@@ -219,13 +231,20 @@ class Warehouse:
     location: str  # for messages: the file, or the URL with its password elided
 
     # Implemented by each backend:
-    def read_progress(self) -> SourceProgress | None: ...
     def commit_load(self, staged: StagedLoad, run_id: str | None, progress: Progress = log.info) -> int: ...
     def load_snapshot(self, conn: duckdb.DuckDBPyConnection, load_id: int | None, as_of: datetime | None) -> Snapshot: ...
     def query(self, sql: str) -> list[tuple]: ...
     def check(self) -> str: ...
 
     # Shared:
+    def read_progress(self) -> SourceProgress | None:
+        """How far the last load read the poll file (None: no load yet)."""
+        try:
+            rows = self.query(PROGRESS_SQL)
+        except NothingIngested:
+            return None
+        return SourceProgress(*rows[0]) if rows else None
+
     def rejected_rows(self, run_id: str) -> list[tuple[str, int, str]]:
         return self.query(
             "SELECT source_file, line_number, reason FROM {wh}.rejected_rows "
@@ -284,17 +303,9 @@ class DuckDBWarehouse(Warehouse):
 
     def _check_file(self) -> None:
         """Fail at once, naming the file, on what DuckDB would otherwise misread or hang on."""
-        if not self.path.exists():
-            return
-        if self.path.is_dir():
-            raise WarehouseError(f"{self.path}: is a directory, not a DuckDB database")
-        with open(self.path, "rb") as f:
-            head = f.read(16)
-        # DuckDB files carry "DUCK" at byte 8.
-        if len(head) < 12 or head[8:12] != b"DUCK":
-            raise WarehouseError(
-                f"{self.path}: is not a DuckDB database (damaged or foreign file); move it away and ingest again"
-            )
+        problem = duckdb_file_problem(self.path)
+        if problem:
+            raise WarehouseError(problem)
 
     @contextmanager
     def attached(self, conn: duckdb.DuckDBPyConnection, read_only: bool) -> Iterator[None]:
@@ -331,8 +342,15 @@ class DuckDBWarehouse(Warehouse):
             else:
                 self._check_schema(conn)
             yield
+        except duckdb.Error as error:
+            if is_no_space(error):
+                raise no_space_error(self.path.parent, error) from None
+            raise WarehouseError(f"{self.path}: {str(error).strip().splitlines()[0]}") from None
         finally:
-            conn.execute("DETACH wh")
+            try:
+                conn.execute("DETACH wh")
+            except duckdb.Error:
+                pass
 
     def _ensure_schema(self, conn) -> None:
         self._check_schema(conn)
@@ -357,29 +375,24 @@ class DuckDBWarehouse(Warehouse):
                 raise NothingIngested(f"no polls have been ingested into {self.path}")
             return self._run(conn, sql)
 
-    def read_progress(self) -> SourceProgress | None:
-        try:
-            rows = self.query("SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'")
-        except NothingIngested:
-            return None
-        return SourceProgress(*rows[0]) if rows else None
-
     def commit_load(self, staged: StagedLoad, run_id: str | None, progress: Progress = log.info) -> int:
         conn = staged.conn
-        bounds = fetch_row(conn, "SELECT min(timestamp_utc), max(timestamp_utc) FROM merged_polls") if staged.loaded(POLLS) else None
-        bounds = bounds if bounds and bounds[0] is not None else None
+        bounds = staged_bounds(staged)
         with self.attached(conn, read_only=False):
             conn.begin()
             try:
                 load_id = _commit(staged, run_id, bounds, lambda sql: self._run(conn, sql), self._progress_row(conn))
                 conn.commit()
             except BaseException:
-                conn.rollback()
+                try:
+                    conn.rollback()
+                except duckdb.Error:
+                    pass  # DuckDB already ended a transaction that failed to commit
                 raise
         return load_id
 
     def _progress_row(self, conn) -> SourceProgress | None:
-        rows = self._run(conn, "SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'")
+        rows = self._run(conn, PROGRESS_SQL)
         return SourceProgress(*rows[0]) if rows else None
 
     def load_snapshot(self, conn, load_id: int | None, as_of: datetime | None) -> Snapshot:
@@ -515,17 +528,9 @@ class PostgresWarehouse(Warehouse):
                 raise NothingIngested(f"no polls have been ingested into {self.location}")
             return self._run(cur, sql)
 
-    def read_progress(self) -> SourceProgress | None:
-        try:
-            rows = self.query("SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'")
-        except NothingIngested:
-            return None
-        return SourceProgress(*rows[0]) if rows else None
-
     def commit_load(self, staged: StagedLoad, run_id: str | None, progress: Progress = log.info) -> int:
         self.ensure_schema()
-        bounds = fetch_row(staged.conn, "SELECT min(timestamp_utc), max(timestamp_utc) FROM merged_polls") if staged.loaded(POLLS) else None
-        bounds = bounds if bounds and bounds[0] is not None else None
+        bounds = staged_bounds(staged)
         with tempfile.TemporaryDirectory(prefix="storemon-load-") as scratch, self.connection() as conn:
             with conn.cursor() as cur:
                 # One load at a time, committed in id order.
@@ -538,10 +543,8 @@ class PostgresWarehouse(Warehouse):
                         cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv)", data)
                     os.unlink(path)
                     cur.execute(f"ANALYZE {table}")  # temp tables have no statistics until analyzed
-                progress_now = None
-                rows = self._run(cur, "SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'")
-                if rows:
-                    progress_now = SourceProgress(*rows[0])
+                rows = self._run(cur, PROGRESS_SQL)
+                progress_now = SourceProgress(*rows[0]) if rows else None
                 load_id = _commit(staged, run_id, bounds, lambda sql: self._run(cur, sql), progress_now)
             conn.commit()
         return load_id

@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from storemon_pipeline.core.settings import settings_from_env
+from storemon_pipeline.core.health import storage_problems
+from storemon_pipeline.core.settings import Settings, settings_from_env
 from storemon_pipeline.serving.report_runs import (
     DagsterUnavailable,
     InvalidReportId,
@@ -34,7 +35,7 @@ def _error(status_code: int, message: str, **extra) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status_code)
 
 
-def create_app(report_runs: ReportRuns) -> Starlette:
+def create_app(report_runs: ReportRuns, settings: Settings | None = None) -> Starlette:
     # Plain (sync) endpoints: Starlette runs them in its thread pool, so a slow GraphQL call
     # never blocks other requests.
     def trigger_report(request: Request) -> Response:
@@ -66,11 +67,16 @@ def create_app(report_runs: ReportRuns) -> Starlette:
         return JSONResponse(body, headers={STATUS_HEADER: run.state.value})
 
     def health(request: Request) -> Response:
+        """ok only if Dagster answers and the warehouse and the reports folder can be written."""
+        body = {"status": "ok", "dagster": report_runs.url, "storage": "ok"}
         try:
             report_runs.ping()
         except DagsterUnavailable as error:
-            return JSONResponse({"status": "degraded", "dagster": str(error)}, status_code=503)
-        return JSONResponse({"status": "ok", "dagster": report_runs.url})
+            body.update(status="degraded", dagster=str(error))
+        problems = storage_problems(settings) if settings is not None else []
+        if problems:
+            body.update(status="degraded", storage="; ".join(problems))
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
     def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
@@ -162,7 +168,7 @@ def main() -> None:
 
     settings = settings_from_env()
     report_runs = ReportRuns(settings.host, settings.dagster_port, settings.reports_dir)
-    uvicorn.run(create_app(report_runs), host=settings.host, port=settings.api_port, log_level="info")
+    uvicorn.run(create_app(report_runs, settings), host=settings.host, port=settings.api_port, log_level="info")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ EXIT_USAGE, EXIT_RUNNING, EXIT_UNKNOWN_REPORT, EXIT_DAGSTER_UNAVAILABLE = 2, 3, 
 
 def report_command(args: argparse.Namespace) -> int:
     from storemon_pipeline.core import ingest, report, sources
+    from storemon_pipeline.core.health import StorageFull
     from storemon_pipeline.core.settings import SettingsError, normalize_warehouse, report_path, settings_from_env
     from storemon_pipeline.core.warehouse import WarehouseError, open_warehouse
 
@@ -68,7 +69,7 @@ def report_command(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(path.read_text())
         return EXIT_REJECTED_ROWS if rejected else EXIT_OK
-    except (sources.SourceError, WarehouseError, report.ReportError, SettingsError) as error:
+    except (sources.SourceError, WarehouseError, report.ReportError, SettingsError, StorageFull) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:

@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +168,17 @@ class StoremonServer:
             time.sleep(0.5)
         raise TimeoutError(f"report {report_id} still Running after {timeout:.0f}s\n{self.logs()}")
 
+    def trigger_many(self, count: int) -> tuple[float, list[str], list[requests.Response]]:
+        """Trigger ``count`` reports at once through REST and wait for all of them.
+        Returns (seconds, report ids, final answers)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(count) as pool:
+            report_ids = list(pool.map(lambda _: self.trigger_rest(), range(count)))
+            responses = list(pool.map(lambda report_id: self.wait_for_report(report_id, timeout=600), report_ids))
+        return time.perf_counter() - started, report_ids, responses
+
     def wait_for_run(self, run_id: str, timeout: float = 300) -> str:
         from storemon_pipeline.serving.serve import wait_for_run
 
@@ -179,3 +192,27 @@ class StoremonServer:
             if time.monotonic() > deadline:
                 raise TimeoutError("runs still in progress")
             time.sleep(0.5)
+
+
+class PostgresServer:
+    """A real PostgreSQL server (the pgserver package) on a unix socket; one database per test."""
+
+    def __init__(self) -> None:
+        import pgserver
+
+        self.data_dir = tempfile.mkdtemp(prefix="storemon-pg-")
+        self.server = pgserver.get_server(self.data_dir, cleanup_mode="delete")
+
+    def new_database(self) -> str:
+        import psycopg2
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        conn = psycopg2.connect(self.server.get_uri())
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name}")
+        conn.close()
+        return self.server.get_uri(name)
+
+    def stop(self) -> None:
+        self.server.cleanup()

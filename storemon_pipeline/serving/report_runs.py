@@ -15,7 +15,7 @@ from typing import Any
 
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from storemon_pipeline.core.settings import REPORT_JOB_NAME, report_path
+from storemon_pipeline.core.settings import REPORT_JOB_NAME, report_path, report_record_path
 
 # Dagster run ids are UUIDs; only this exact shape may ever become part of a file name.
 _REPORT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -136,6 +136,8 @@ class ReportRuns:
         status = run["status"]
         if status in _RUNNING:
             return ReportRun(report_id, ReportState.RUNNING, status)
+        if status in {"FAILURE", "CANCELED"}:
+            self._remove_orphaned_files(report_id)
         if status in _FAILED:
             return ReportRun(report_id, ReportState.FAILED, status, error=self._failure_text(report_id, status))
         path = report_path(self.reports_dir, report_id)
@@ -143,6 +145,12 @@ class ReportRuns:
             return ReportRun(report_id, ReportState.COMPLETE, status, path=path)
         error = f"the run succeeded but its report file {path} is missing" if status == "SUCCESS" else f"run status {status}"
         return ReportRun(report_id, ReportState.FAILED, status, error=error)
+
+    def _remove_orphaned_files(self, report_id: str) -> None:
+        """A run killed after writing its files, before Dagster recorded success, is Failed:
+        its files go, so that the folder and the status agree."""
+        for path in (report_path(self.reports_dir, report_id), report_record_path(self.reports_dir, report_id)):
+            path.unlink(missing_ok=True)
 
     def _failure_text(self, report_id: str, status: str) -> str:
         if status == "CANCELING":

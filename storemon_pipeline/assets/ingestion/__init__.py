@@ -13,31 +13,20 @@ from storemon_pipeline.resources import StoremonResource
 GROUP = "ingestion"
 REJECTION_PREVIEW_ROWS = 20
 
-raw_store_polls = dg.AssetSpec(
+def _source_spec(name: str, description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(name, group_name=GROUP, kinds={warehouse_kind()}, owners=OWNERS, description=description)
+
+
+raw_store_polls = _source_spec(
     "raw_store_polls",
-    group_name=GROUP,
-    kinds={warehouse_kind()},
-    owners=OWNERS,
-    description=(
-        "Store polls (store_id, timestamp_utc, status), appended from the status file. Idempotent on "
-        "(store_id, timestamp_utc); each row carries the id of the load that added it. An uncompressed "
-        "file that only grew is read from where the last load stopped."
-    ),
+    "Store polls (store_id, timestamp_utc, status), appended from the status file. Idempotent on "
+    "(store_id, timestamp_utc); each row carries the id of the load that added it. An uncompressed "
+    "file that only grew is read from where the last load stopped.",
 )
-raw_business_hours = dg.AssetSpec(
-    "raw_business_hours",
-    group_name=GROUP,
-    kinds={warehouse_kind()},
-    owners=OWNERS,
-    description="Business hours in local time per weekday (0 = Monday), versioned by load.",
+raw_business_hours = _source_spec(
+    "raw_business_hours", "Business hours in local time per weekday (0 = Monday), versioned by load."
 )
-raw_store_timezones = dg.AssetSpec(
-    "raw_store_timezones",
-    group_name=GROUP,
-    kinds={warehouse_kind()},
-    owners=OWNERS,
-    description="Each store's IANA time zone (one per store), versioned by load.",
-)
+raw_store_timezones = _source_spec("raw_store_timezones", "Each store's IANA time zone (one per store), versioned by load.")
 SOURCE_ASSETS = {
     ingest.POLLS: raw_store_polls,
     ingest.HOURS: raw_business_hours,

@@ -10,7 +10,7 @@ from pydantic import Field
 
 import dagster as dg
 
-from storemon_pipeline.assets import OWNERS, warehouse_kind
+from storemon_pipeline.assets import OWNERS
 from storemon_pipeline.assets.ingestion import raw_business_hours, raw_store_polls, raw_store_timezones
 from storemon_pipeline.core import report
 from storemon_pipeline.resources import StoremonResource
@@ -26,27 +26,26 @@ PREVIEW_SCHEMA = dg.TableSchema(
     ]
 )
 
-localized_business_hours = dg.AssetSpec(
+def _intermediate_spec(name: str, deps: list[dg.AssetKey], description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        name,
+        group_name=GROUP,
+        deps=deps,
+        kinds={"duckdb", "parquet"},
+        owners=OWNERS,
+        description=f"{description} The latest materialization is a Parquet file named in its metadata.",
+    )
+
+
+localized_business_hours = _intermediate_spec(
     "localized_business_hours",
-    group_name=GROUP,
-    deps=SOURCES,
-    kinds={"duckdb", "parquet"},
-    owners=OWNERS,
-    description=(
-        "Each polled store's business hours as merged UTC intervals around the report's week. "
-        "The latest materialization is a Parquet file named in its metadata."
-    ),
+    SOURCES,
+    "Each polled store's business hours as merged UTC intervals around the report's week.",
 )
-status_intervals = dg.AssetSpec(
+status_intervals = _intermediate_spec(
     "status_intervals",
-    group_name=GROUP,
-    deps=[localized_business_hours.key],
-    kinds={"duckdb", "parquet"},
-    owners=OWNERS,
-    description=(
-        "Business-hour intervals labelled active/inactive by the nearest in-hours poll. "
-        "The latest materialization is a Parquet file named in its metadata."
-    ),
+    [localized_business_hours.key],
+    "Business-hour intervals labelled active/inactive by the nearest in-hours poll.",
 )
 store_report = dg.AssetSpec(
     "store_report",
