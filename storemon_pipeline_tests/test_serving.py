@@ -8,7 +8,9 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
+from contextlib import contextmanager
 import uuid
 from pathlib import Path
 
@@ -86,14 +88,44 @@ def test_graphql_cli_report_with_as_of_equals_the_storemon_report_command(server
     assert server.get_report(report_id).text == out.read_text()
 
 
+@contextmanager
+def warehouse_held(server: StoremonServer):
+    """Hold the warehouse the way a long ingest commit would: a report run then waits."""
+    if server.paths.warehouse == "duckdb":
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(600)",
+             str(server.paths.database)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert holder.stdout.readline().strip() == "held"
+        try:
+            yield
+        finally:
+            holder.kill()
+            holder.wait()
+    else:
+        import psycopg2
+
+        conn = psycopg2.connect(server.paths.warehouse)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("LOCK TABLE storemon.loads IN ACCESS EXCLUSIVE MODE")
+            yield
+        finally:
+            conn.rollback()
+            conn.close()
+
+
 def test_get_report_prints_running_until_the_run_is_done(server):
     server.wait_until_idle()
-    report_id = server.storemon("trigger-report").stdout.strip()
-    running = server.storemon("get-report", report_id, "--out", "/dev/null")
-    assert (running.returncode, running.stdout.strip()) == (3, "Running")
-    rest = server.get_report(report_id)
-    assert rest.status_code == 200
-    assert rest.json() == {"report_id": report_id, "status": "Running", "run_status": rest.json()["run_status"]}
+    with warehouse_held(server):
+        report_id = server.storemon("trigger-report").stdout.strip()
+        running = server.storemon("get-report", report_id, "--out", "/dev/null")
+        assert (running.returncode, running.stdout.strip()) == (3, "Running")
+        rest = server.get_report(report_id)
+        assert rest.status_code == 200
+        assert rest.json() == {"report_id": report_id, "status": "Running", "run_status": rest.json()["run_status"]}
+    # Released: the waiting report reads its snapshot and completes.
     assert server.wait_for_report(report_id).headers["X-Report-Status"] == "Complete"
 
 
@@ -166,11 +198,12 @@ def test_a_failed_run_reports_failed_with_the_error(server):
 def test_a_cancelled_run_is_failed_and_leaves_no_report(server):
     server.wait_until_idle()
     client = server.graphql()
-    report_id = server.trigger_rest()
-    while client.get_run_status(report_id).value not in {"STARTED", "SUCCESS"}:
-        time.sleep(0.05)
-    client.terminate_run(report_id)
-    assert server.wait_for_report(report_id).headers["X-Report-Status"] == "Failed"  # from CANCELING on
+    with warehouse_held(server):  # the run waits for its snapshot until it is cancelled
+        report_id = server.trigger_rest()
+        while client.get_run_status(report_id).value not in {"STARTED", "SUCCESS"}:
+            time.sleep(0.05)
+        client.terminate_run(report_id)
+        assert server.wait_for_report(report_id).headers["X-Report-Status"] == "Failed"  # from CANCELING on
     assert server.wait_for_run(report_id) == "CANCELED", "the run finished before it could be cancelled"
     body = server.get_report(report_id).json()
     assert (body["status"], body["run_status"]) == ("Failed", "CANCELED")
