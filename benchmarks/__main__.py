@@ -83,7 +83,7 @@ def run_step(step: str, *args: str) -> dict:
     return figures
 
 
-RUN_WORKER_MARKS = (b"execute_run", b"spawn_main")
+RUN_WORKER_MARKS = (b"execute_run", b"spawn_main", b"forkserver")
 
 
 class RunWorkerPeak:

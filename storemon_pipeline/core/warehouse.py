@@ -511,7 +511,8 @@ class PostgresWarehouse(Warehouse):
         with self.connection() as conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(7007)")  # two first loads must not both create
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_PG_SCHEMA}")
-            cur.execute(_TABLES.format(wh=_PG_SCHEMA, text="text", polls_key=", PRIMARY KEY (store_id, timestamp_utc)"))
+            # Byte order (collation "C"): as DuckDB sorts, and several times faster to index than a locale.
+            cur.execute(_TABLES.format(wh=_PG_SCHEMA, text='text COLLATE "C"', polls_key=", PRIMARY KEY (store_id, timestamp_utc)"))
             cur.execute(f"CREATE INDEX IF NOT EXISTS raw_store_polls_time ON {_PG_SCHEMA}.raw_store_polls (timestamp_utc)")
             cur.execute(f"SELECT count(*) FROM {_PG_SCHEMA}.schema_version")
             if cur.fetchone()[0] == 0:

@@ -14,7 +14,7 @@ Runs, their termination and their logs are otherwise exactly Dagster's.
 import multiprocessing
 import sys
 
-PRELOAD = ["dagster", "dagster._grpc.impl", "storemon_pipeline.definitions"]
+PRELOAD = ["dagster", "dagster._grpc.impl", "storemon_pipeline.serving.run_worker_preload"]
 
 
 class _WarmContexts:
@@ -37,7 +37,9 @@ def main() -> None:
     from dagster._grpc import server
 
     server.multiprocessing = _WarmContexts()
-    sys.argv = ["dagster", "api", "grpc", "-m", "storemon_pipeline.definitions", "-a", "defs", *sys.argv[1:]]
+    # Each StartRun call holds a server thread until its worker has started; the default pool
+    # (cores + 4) would start ten concurrent reports a few at a time.
+    sys.argv = ["dagster", "api", "grpc", "-m", "storemon_pipeline.definitions", "-a", "defs", "--max-workers", "32", *sys.argv[1:]]
     dagster_main()
 
 
