@@ -15,11 +15,12 @@ from typing import Any
 
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from storemon_pipeline.core.settings import REPORT_JOB_NAME, report_path, report_record_path
+from storemon_pipeline.core.settings import CODE_LOCATION_NAME, REPORT_JOB_NAME, report_path, report_record_path
 
 # Dagster run ids are UUIDs; only this exact shape may ever become part of a file name.
 _REPORT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
+REPOSITORY_NAME = "__repository__"  # the repository a Definitions object makes
 _RUNNING = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "MANAGED"}
 _FAILED = {"FAILURE", "CANCELED", "CANCELING"}
 
@@ -117,8 +118,13 @@ class ReportRuns:
         config = {"as_of": as_of or None, "snapshot": int(snapshot) if snapshot not in (None, "") else None}
         run_config = {"ops": {"report": {"config": config}}}
         try:
+            # Naming the location saves a query of the whole workspace per trigger.
             return self._client().submit_job_execution(
-                REPORT_JOB_NAME, run_config=run_config, tags={"storemon/trigger": trigger}
+                REPORT_JOB_NAME,
+                repository_location_name=CODE_LOCATION_NAME,
+                repository_name=REPOSITORY_NAME,
+                run_config=run_config,
+                tags={"storemon/trigger": trigger},
             )
         except DagsterGraphQLClientError as error:
             raise DagsterUnavailable(f"could not launch {REPORT_JOB_NAME} through {self.url}: {error}") from error
