@@ -15,7 +15,7 @@ $(STAMP): setup.py pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(PY) -m storemon_pipeline.serve
+	$(PY) -m storemon_pipeline.serving.serve
 
 test: install
 	$(PY) -m pytest
@@ -25,7 +25,7 @@ bench: install
 	$(PY) -m benchmarks
 
 sample: install
-	$(PY) -m storemon_pipeline.sample --stores 300 --days 9 --seed 1 --out data/sample
+	$(PY) -m storemon_pipeline.core.sample --stores 300 --days 9 --seed 1 --out data/sample
 
 clean:
 	rm -rf .storemon

@@ -1,7 +1,7 @@
 """Realistic synthetic source data, written in the 2023 format of the public dataset.
 
-    python -m storemon_pipeline.sample --stores 300 --days 9 --seed 1 --out data/sample
-    python -m storemon_pipeline.sample --real-dir ../shared/data/loop --out /tmp/full   # full size
+    python -m storemon_pipeline.core.sample --stores 300 --days 9 --seed 1 --out data/sample
+    python -m storemon_pipeline.core.sample --real-dir ../shared/data/loop --out /tmp/full   # full size
 
 The sample covers what the report must get right: polls roughly hourly with jitter and gaps,
 runs of inactive polls (outages), US and non-US zones, stores with no time zone or no hours,

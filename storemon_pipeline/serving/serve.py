@@ -1,6 +1,6 @@
 """Start everything a user needs, and stop all of it on Ctrl-C.
 
-    python -m storemon_pipeline.serve          # what `make run` does
+    python -m storemon_pipeline.serving.serve        # what `make run` does
 
 Starts the Dagster webserver and daemon (instance under ``$STOREMON_HOME/dagster``) and the
 REST API, all on 127.0.0.1; ingests the source folder through a real ``ingest_job`` run (the

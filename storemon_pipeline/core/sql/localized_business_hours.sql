@@ -1,31 +1,35 @@
--- Business hours of every polled store as merged UTC intervals, over the local dates that
--- the polls up to as_of and the report's week cover (plus margins for zone offsets and
--- hours past midnight).
+-- Business hours of every polled store as merged UTC intervals, over the local dates around
+-- the report's week (plus margins for zone offsets and hours past midnight) and, before the
+-- week, only the local dates of the store's own earlier polls and the day before each.
+-- Before the week only the nearest in-hours poll can matter, and whether a poll is in hours
+-- needs only the hours of its own local date and of the day before (rows past midnight), not
+-- a calendar of every date since the oldest poll: one poll from 1970 adds two dates to one
+-- store, not fifty years to all of them.
 -- Input: table report_as_of(as_of). Needs the macros of time_zone_macros.sql.
 CREATE OR REPLACE TABLE localized_business_hours AS
-WITH params AS (SELECT as_of FROM report_as_of),
-polled AS (
-    SELECT store_id, min(timestamp_utc) AS first_poll
-    FROM raw_store_polls, params
-    WHERE timestamp_utc <= params.as_of
-    GROUP BY store_id
-),
-bounds AS (
-    -- From the earlier of the first poll (evidence) and the start of the week (the windows).
-    SELECT CAST(least(min(first_poll), any_value(params.as_of) - INTERVAL 168 HOUR) AS DATE) - 2 AS first_date,
-           CAST(any_value(params.as_of) AS DATE) + 2 AS last_date
-    FROM polled, params
-),
-local_dates AS (
-    SELECT CAST(d AS DATE) AS local_date, isodow(CAST(d AS DATE)) - 1 AS day_of_week
-    FROM bounds, range(CAST(bounds.first_date AS TIMESTAMP), CAST(bounds.last_date AS TIMESTAMP) + INTERVAL 1 DAY, INTERVAL 1 DAY) AS t(d)
-),
+WITH params AS (SELECT as_of, as_of - INTERVAL 168 HOUR AS week_start FROM report_as_of),
 zones AS (
     SELECT polled.store_id, coalesce(z.timezone_str, 'America/Chicago') AS tz
-    FROM polled LEFT JOIN raw_store_timezones z USING (store_id)
+    FROM (SELECT DISTINCT store_id FROM raw_store_polls, params WHERE timestamp_utc <= params.as_of) AS polled
+    LEFT JOIN raw_store_timezones z USING (store_id)
+),
+week_dates AS (
+    SELECT CAST(d AS DATE) AS local_date
+    FROM params, range(CAST(CAST(params.week_start AS DATE) - 2 AS TIMESTAMP),
+                       CAST(CAST(params.as_of AS DATE) + 3 AS TIMESTAMP), INTERVAL 1 DAY) AS t(d)
+),
+earlier_dates AS (
+    SELECT DISTINCT p.store_id, CAST(timezone(zones.tz, timezone('UTC', p.timestamp_utc)) AS DATE) - t.k AS local_date
+    FROM raw_store_polls p JOIN zones USING (store_id), params, (VALUES (0), (1)) AS t(k)
+    WHERE p.timestamp_utc < params.week_start
+),
+store_dates AS (
+    SELECT zones.store_id, zones.tz, week_dates.local_date FROM zones, week_dates
+    UNION
+    SELECT earlier_dates.store_id, zones.tz, earlier_dates.local_date FROM earlier_dates JOIN zones USING (store_id)
 ),
 local_intervals AS (
-    SELECT h.store_id, zones.tz,
+    SELECT h.store_id, d.tz,
         CASE WHEN h.start_time_local = h.end_time_local THEN CAST(d.local_date AS TIMESTAMP)  -- whole day
              ELSE d.local_date + h.start_time_local END AS local_start,
         CASE WHEN h.start_time_local = h.end_time_local THEN CAST(d.local_date + 1 AS TIMESTAMP)
@@ -33,8 +37,7 @@ local_intervals AS (
              WHEN h.end_time_local < h.start_time_local THEN (d.local_date + 1) + h.end_time_local  -- next day
              ELSE d.local_date + h.end_time_local END AS local_end
     FROM raw_business_hours h
-    JOIN zones USING (store_id)
-    JOIN local_dates d ON d.day_of_week = h.day_of_week
+    JOIN store_dates d ON d.store_id = h.store_id AND isodow(d.local_date) - 1 = h.day_of_week
 ),
 -- Each distinct (zone, local time) is converted once: many stores share hours and zones.
 conversions AS (
@@ -48,10 +51,12 @@ utc_intervals AS (
     JOIN conversions s ON s.tz = i.tz AND s.local_ts = i.local_start
     JOIN conversions e ON e.tz = i.tz AND e.local_ts = i.local_end
     UNION ALL
-    -- No business-hours rows: open 24x7 over the whole range.
-    SELECT zones.store_id, CAST(bounds.first_date AS TIMESTAMP), CAST(bounds.last_date AS TIMESTAMP) + INTERVAL 1 DAY
-    FROM zones, bounds
-    WHERE zones.store_id NOT IN (SELECT store_id FROM raw_business_hours)
+    -- No business-hours rows: open 24x7, from the store's earliest date to the end of the range
+    -- (dates as UTC midnights: the margins above cover every zone's offset).
+    SELECT store_id, CAST(min(local_date) AS TIMESTAMP), CAST(max(local_date) AS TIMESTAMP) + INTERVAL 1 DAY
+    FROM store_dates
+    WHERE store_id NOT IN (SELECT store_id FROM raw_business_hours)
+    GROUP BY store_id
 ),
 non_empty AS (SELECT * FROM utc_intervals WHERE end_utc > start_utc),
 -- Union overlapping or touching intervals (gaps and islands).
