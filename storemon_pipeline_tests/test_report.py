@@ -198,6 +198,34 @@ def test_report_matches_the_oracle(stores, around, as_of_shift):
             assert abs(got[store_id][column] - value) <= 0.0101, (store_id, column, got[store_id][column], value)
 
 
+def test_a_store_whose_only_poll_is_decades_old_costs_two_dates_and_follows_the_rules():
+    """Before the week, only each earlier poll's own local date (and the day before) is built:
+    a 1970 poll next to this week's data must not build fifty years of hours for every store."""
+    now = datetime(2023, 3, 14, 12, 0)
+    polls = [
+        ("ancient", datetime(1970, 1, 5, 15, 0), "active"),  # a Monday, 09:00 in Chicago: in hours
+        ("ancient_24x7", datetime(1970, 1, 1, 0, 0), "inactive"),
+        *(("today", now - timedelta(hours=h), "active" if h % 5 else "inactive") for h in range(0, 200, 3)),
+    ]
+    hours = [("ancient", 0, "08:00:00", "17:00:00"), ("today", 1, "09:00:00", "17:00:00")]
+    zones = {"today": "America/New_York"}
+    expected = oracle_report(polls, [(s, d, time.fromisoformat(a), time.fromisoformat(b)) for s, d, a, b in hours], zones)
+    with duckdb.connect() as conn:
+        load(conn, polls, hours, zones)
+        report.build_report_tables(conn, now)
+        frame = conn.execute(report.REPORT_QUERY).df()
+        dates_built = conn.execute("SELECT count(*) FROM localized_business_hours WHERE store_id = 'ancient'").fetchall()[0][0]
+    got = {row["store_id"]: row for row in frame.to_dict("records")}
+    assert set(got) == set(expected)
+    for store_id, row in expected.items():
+        for name, value in row.items():
+            column = name.replace("_hour", "_last_hour").replace("_day", "_last_day").replace("_week", "_last_week")
+            assert abs(float(got[store_id][column]) - value) <= 0.0101, (store_id, column)
+    # The ancient store is up all week (its one poll, active and in hours, is nearest to all of it).
+    assert float(got["ancient"]["uptime_last_week"]) == 9.0 and float(got["ancient_24x7"]["downtime_last_week"]) == 168.0
+    assert dates_built <= 2 + 12  # its 1970 date (and the day before) + the days around the week
+
+
 @given(local=st.datetimes(min_value=datetime(2022, 1, 1), max_value=datetime(2025, 12, 31)), zone=st.sampled_from(ZONES))
 @settings(max_examples=300, deadline=None)
 def test_local_to_utc_follows_zoneinfo_fold_0(local, zone):
