@@ -175,9 +175,8 @@ store = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stores=st.lists(store, min_size=1, max_size=4), around=st.sampled_from(DST_DAYS), as_of_shift=st.one_of(st.none(), st.integers(-3000, 0)))
-def test_report_matches_the_oracle(stores, around, as_of_shift):
+def random_stores(stores: list[dict], around: datetime) -> tuple[list, list, dict]:
+    """Rows of polls, hours and zones for the hypothesis ``store`` specs, polls around ``around``."""
     polls, hours, zones = [], [], {}
     for i, spec in enumerate(stores):
         store_id = f"store{i}"
@@ -185,6 +184,13 @@ def test_report_matches_the_oracle(stores, around, as_of_shift):
             zones[store_id] = spec["zone"]
         hours += [(store_id, day, start.isoformat(), end.isoformat()) for day, start, end in spec["hours"]]
         polls += [(store_id, around + timedelta(minutes=m, seconds=7), status) for m, status in spec["polls"]]
+    return polls, hours, zones
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stores=st.lists(store, min_size=1, max_size=4), around=st.sampled_from(DST_DAYS), as_of_shift=st.one_of(st.none(), st.integers(-3000, 0)))
+def test_report_matches_the_oracle(stores, around, as_of_shift):
+    polls, hours, zones = random_stores(stores, around)
     newest = max(t for _, t, _ in polls)
     as_of = None if as_of_shift is None else newest + timedelta(minutes=as_of_shift)
     expected = oracle_report(
@@ -490,13 +496,7 @@ def write_sources(folder: Path, polls, hours, zones) -> Path:
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(stores=st.lists(store, min_size=1, max_size=4), around=st.sampled_from(DST_DAYS), as_of_shift=st.one_of(st.none(), st.integers(-3000, 0)))
 def test_both_warehouses_give_byte_identical_reports_on_random_stores(postgres_server, tmp_path_factory, stores, around, as_of_shift):
-    polls, hours, zones = [], [], {}
-    for i, spec in enumerate(stores):
-        store_id = f"store{i}"
-        if spec["zone"]:
-            zones[store_id] = spec["zone"]
-        hours += [(store_id, day, start.isoformat(), end.isoformat()) for day, start, end in spec["hours"]]
-        polls += [(store_id, around + timedelta(minutes=m, seconds=7), status) for m, status in spec["polls"]]
+    polls, hours, zones = random_stores(stores, around)
     as_of = None if as_of_shift is None else max(t for _, t, _ in polls) + timedelta(minutes=as_of_shift)
     root = tmp_path_factory.mktemp("identity")
     source = write_sources(root / "source", polls, hours or [("nobody", 0, "09:00:00", "10:00:00")], zones)
