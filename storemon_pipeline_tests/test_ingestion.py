@@ -135,6 +135,7 @@ def test_bad_polls_are_rejected_and_good_ones_kept(settings):
                 "1,active,yesterday",  # bad timestamp
                 ",active,2023-01-24 12:00:00 UTC",  # no store
                 "1,active,2023-01-24 13:00:00 UTC,extra",  # too many fields
+                "1,active,2999-01-01 00:00:00 UTC",  # from the future
             ],
         ),
     )
@@ -145,15 +146,16 @@ def test_bad_polls_are_rejected_and_good_ones_kept(settings):
         ("2023-01-24 11:00:00.25", "active"),
     ]
     reasons = rejected(settings, "store_status")
-    assert [line for line, _ in reasons] == [3, 5, 6, 7]
+    assert [line for line, _ in reasons] == [3, 5, 6, 7, 8]
     assert "status is not active or inactive (got 'offline')" in reasons[0][1]
     assert "timestamp_utc is not a timestamp" in reasons[1][1] and "'yesterday'" in reasons[1][1]
     assert "store_id is empty" in reasons[2][1]
     assert "expected 3 fields, saw 4" in reasons[3][1]
+    assert reasons[4][1] == "timestamp_utc is more than 10 minutes in the future (got '2999-01-01 00:00:00 UTC')"
     checks = {(c.asset_key.to_user_string(), c.check_name): c for c in result.get_asset_check_evaluations()}
     warn = checks[("raw_store_polls", "no_rejected_rows")]
     assert not warn.passed and warn.severity.value == "WARN"
-    assert warn.metadata["rejected_rows"].value == 4
+    assert warn.metadata["rejected_rows"].value == 5
 
 
 def test_bad_hours_and_zones_are_rejected_and_good_ones_kept(settings):
@@ -383,3 +385,40 @@ def test_duckdb_memory_limit_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("STOREMON_DUCKDB_MEMORY_LIMIT", "1GB")
     with configure(duckdb.connect()) as conn:
         assert fetch_value(conn, "SELECT current_setting('memory_limit')") == "953.6 MiB"
+
+
+def test_a_poll_slightly_ahead_of_this_clock_is_kept_and_one_from_the_future_rejected():
+    import pandas as pd
+
+    from storemon_pipeline.core import validation
+
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    rows = pd.DataFrame(
+        {
+            "store_id": ["a", "b"],
+            "status": ["active", "active"],
+            "timestamp_utc": [f"{now + pd.Timedelta(minutes=5)} UTC", f"{now + pd.Timedelta(hours=2)} UTC"],
+            "line_number": [2, 3],
+        }
+    )
+    checked = validation.validate_polls(rows)
+    assert checked.valid["store_id"].tolist() == ["a"]
+    assert checked.rejected["line_number"].tolist() == [3]
+    assert "is more than 10 minutes in the future" in checked.rejected["reason"][0]
+
+
+def test_each_load_drops_polls_older_than_the_retention_before_the_newest_poll(settings):
+    settings = settings.replace(retention_days=30)
+    daily = [f"7,active,2023-03-{day:02d} 12:00:00 UTC" for day in range(1, 32)] + [
+        f"7,active,2023-02-{day:02d} 12:00:00 UTC" for day in range(1, 29)
+    ]
+    write_text(settings.source_dir / "store_status.csv", csv_text(POLLS_HEADER, daily))
+    polls = ingest_dir(settings).results["store_status"]
+    # The newest poll is 2023-03-31 12:00; the 30 days before it start at 2023-03-01 12:00.
+    assert (polls.rows_added, polls.rows_retired) == (59, 28)
+    assert table(settings, "SELECT min(timestamp_utc)::VARCHAR, count(*) FROM {wh}.raw_store_polls") == [("2023-03-01 12:00:00", 31)]
+    # Without retention (0) nothing is dropped.
+    write_text(settings.source_dir / "store_status.csv", csv_text(POLLS_HEADER, ["7,active,2022-01-01 00:00:00 UTC"]))
+    kept = ingest.ingest(open_warehouse(settings.replace(retention_days=0)), settings.source_dir, progress=lambda m: None)
+    assert (kept.results["store_status"].rows_added, kept.results["store_status"].rows_retired) == (1, 0)
+    assert table(settings, "SELECT count(*) FROM {wh}.raw_store_polls") == [(32,)]

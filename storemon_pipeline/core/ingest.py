@@ -58,7 +58,7 @@ class IngestResult:
     rows_rejected: int = 0
     duplicate_rows: int = 0  # rows whose key (and value) was already seen in this read
     conflicting_rows: int = 0  # rows whose key was seen with another value
-    rows_retired: int = 0  # hours and zones: rows of the previous version no longer in the file
+    rows_retired: int = 0  # hours and zones: rows no longer in the file; polls: older than the retention
     mode: str = "full"  # "full" or "incremental"
     total_rows: int = 0
     rejections: Any = None  # a DataFrame: line_number, reason, raw_values

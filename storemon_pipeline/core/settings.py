@@ -12,6 +12,7 @@
 | STOREMON_MAX_POLL_AGE_HOURS | 2 | the freshness check warns when the newest poll is older |
 | STOREMON_DUCKDB_MEMORY_LIMIT | DuckDB's (80% of RAM) | DuckDB's memory_limit, e.g. 2GB |
 | STOREMON_LOCK_TIMEOUT_SECONDS | 60 | how long a writer waits for readers of the DuckDB file (and a reader for a writer) |
+| STOREMON_RETENTION_DAYS | 35 | each load drops polls older than this many days before the newest poll (0: keep all) |
 
 This module never imports dagster: the core, the Dagster layer and serving all read it.
 """
@@ -47,6 +48,7 @@ class Settings:
     max_poll_age_hours: float = 2.0
     duckdb_memory_limit: str | None = None
     lock_timeout_seconds: float = 60.0
+    retention_days: int = 35
 
     @property
     def database(self) -> Path:
@@ -101,6 +103,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         max_poll_age_hours=float(env.get("STOREMON_MAX_POLL_AGE_HOURS") or 2),
         duckdb_memory_limit=env.get("STOREMON_DUCKDB_MEMORY_LIMIT") or None,
         lock_timeout_seconds=float(env.get("STOREMON_LOCK_TIMEOUT_SECONDS") or 60),
+        retention_days=int(env.get("STOREMON_RETENTION_DAYS") or 35),
     )
 
 

@@ -36,12 +36,26 @@ NULL_REASONS = {
 }
 
 
+# A poll from the future is a broken clock or a broken row: it would become every report's
+# as_of. A little skew between the poller's clock and this machine's is tolerated.
+FUTURE_TOLERANCE = pd.Timedelta(minutes=10)
+
+
+def _not_in_the_future(stamps: pd.Series) -> pd.Series:
+    limit = pd.Timestamp.now(tz="UTC").tz_localize(None) + FUTURE_TOLERANCE
+    return stamps.isna() | (stamps <= limit)
+
+
 POLL_SCHEMA = pa.DataFrameSchema(
     {
         "store_id": pa.Column(str, NOT_EMPTY),
         "status": pa.Column(str, pa.Check.isin(STATUSES, error="is not active or inactive")),
         # Unparseable timestamps were turned into NaT by normalisation.
-        "timestamp_utc": pa.Column("datetime64[us]", nullable=False),
+        "timestamp_utc": pa.Column(
+            "datetime64[us]",
+            pa.Check(_not_in_the_future, error="is more than 10 minutes in the future"),
+            nullable=False,
+        ),
     }
 )
 

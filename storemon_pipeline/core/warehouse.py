@@ -139,6 +139,13 @@ def _versioned_load_sql(table: str, staged: str, key: list[str]) -> list[tuple[s
     ]
 
 
+# Retention: polls older than the window that any report of the newest data can use. (A
+# snapshot older than that can then no longer be recomputed exactly.)
+RETENTION_SQL = """
+DELETE FROM {wh}.raw_store_polls
+WHERE timestamp_utc < (SELECT max(timestamp_utc) FROM {wh}.raw_store_polls) - INTERVAL '{days} days'
+"""
+
 HOURS_LOAD_SQL = _versioned_load_sql("raw_business_hours", "staged_hours", _HOURS_KEY)
 ZONES_LOAD_SQL = _versioned_load_sql("raw_store_timezones", "staged_zones", _ZONES_KEY)
 REJECTIONS_LOAD_SQL = """
@@ -201,13 +208,15 @@ CREATE TABLE IF NOT EXISTS {wh}.source_progress (
 """
 
 
-def _load_statements(staged: StagedLoad, bounds: tuple | None) -> list[tuple[str, str]]:
+def _load_statements(staged: StagedLoad, bounds: tuple | None, retention_days: int) -> list[tuple[str, str]]:
     statements = []
     if staged.loaded(POLLS) and bounds is not None:
         statements += [
             (name, sql.replace("{lo}", sql_literal(bounds[0])).replace("{hi}", sql_literal(bounds[1])))
             for name, sql in POLLS_LOAD_SQL
         ]
+    if staged.loaded(POLLS) and retention_days > 0:
+        statements.append(("polls_expired", RETENTION_SQL.replace("{days}", str(int(retention_days)))))
     if staged.loaded(HOURS):
         statements += HOURS_LOAD_SQL
     if staged.loaded(ZONES):
@@ -218,6 +227,7 @@ def _load_statements(staged: StagedLoad, bounds: tuple | None) -> list[tuple[str
 def _record_counts(staged: StagedLoad, counts: dict[str, int]) -> None:
     polls = staged.results[POLLS]
     polls.rows_added = counts.get("polls_added", 0)
+    polls.rows_retired = counts.get("polls_expired", 0)
     for source, table in ((HOURS, "raw_business_hours"), (ZONES, "raw_store_timezones")):
         result = staged.results[source]
         result.rows_added = counts.get(f"{table}_added", 0)
@@ -229,6 +239,7 @@ class Warehouse:
 
     kind: str
     location: str  # for messages: the file, or the URL with its password elided
+    retention_days: int = 35  # each load drops polls this much older than the newest (0: none)
 
     # Implemented by each backend:
     def commit_load(self, staged: StagedLoad, run_id: str | None, progress: Progress = log.info) -> int: ...
@@ -381,7 +392,9 @@ class DuckDBWarehouse(Warehouse):
         with self.attached(conn, read_only=False):
             conn.begin()
             try:
-                load_id = _commit(staged, run_id, bounds, lambda sql: self._run(conn, sql), self._progress_row(conn))
+                load_id = _commit(
+                    staged, run_id, bounds, lambda sql: self._run(conn, sql), self._progress_row(conn), self.retention_days
+                )
                 conn.commit()
             except BaseException:
                 try:
@@ -415,14 +428,14 @@ def _snapshot_query(sql: str, snapshot: Snapshot) -> str:
     return sql.replace("{load}", str(snapshot.load_id)).replace("{as_of}", sql_literal(snapshot.as_of))
 
 
-def _commit(staged: StagedLoad, run_id, bounds, run, progress_now: SourceProgress | None) -> int:
+def _commit(staged: StagedLoad, run_id, bounds, run, progress_now: SourceProgress | None, retention_days: int) -> int:
     """The load's statements, inside the caller's transaction; returns the new load id."""
     if staged.loaded(POLLS) and progress_now != staged.progress_seen:
         raise WarehouseError("another load of the poll file committed while this one was being read; run the ingest again")
     load_id = run("SELECT coalesce(max(load_id), 0) + 1 FROM {wh}.loads")[0][0]
     now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
     counts = {}
-    for name, sql in _load_statements(staged, bounds):
+    for name, sql in _load_statements(staged, bounds, retention_days):
         rows = run(sql.replace("{load}", str(load_id)))
         counts[name] = rows[0][0] if rows and rows[0] and rows[0][0] is not None else 0
     run(REJECTIONS_LOAD_SQL.replace("{run_id}", sql_literal(run_id)).replace("{load}", str(load_id)).replace("{now}", sql_literal(now)))
@@ -546,7 +559,7 @@ class PostgresWarehouse(Warehouse):
                     cur.execute(f"ANALYZE {table}")  # temp tables have no statistics until analyzed
                 rows = self._run(cur, PROGRESS_SQL)
                 progress_now = SourceProgress(*rows[0]) if rows else None
-                load_id = _commit(staged, run_id, bounds, lambda sql: self._run(cur, sql), progress_now)
+                load_id = _commit(staged, run_id, bounds, lambda sql: self._run(cur, sql), progress_now, self.retention_days)
             conn.commit()
         return load_id
 
@@ -579,5 +592,8 @@ class PostgresWarehouse(Warehouse):
 
 def open_warehouse(settings: Settings, progress: Progress = log.info) -> Warehouse:
     if settings.embedded:
-        return DuckDBWarehouse(settings.database, lock_timeout=settings.lock_timeout_seconds, progress=progress)
-    return PostgresWarehouse(settings.warehouse, progress=progress)
+        warehouse = DuckDBWarehouse(settings.database, lock_timeout=settings.lock_timeout_seconds, progress=progress)
+    else:
+        warehouse = PostgresWarehouse(settings.warehouse, progress=progress)
+    warehouse.retention_days = settings.retention_days
+    return warehouse
