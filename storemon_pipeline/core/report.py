@@ -69,11 +69,20 @@ def parse_snapshot(value) -> int | None:
     return load_id
 
 
-def build_report_tables(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
-    """Run the three SQL files on a connection that holds the source tables (SOURCE_TABLES)."""
+STEPS = ("localized_business_hours", "status_intervals", "store_report")
+
+
+def prepare_report(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
+    """Fix the report's as_of and define the time-zone macros on a connection that holds the
+    source tables (SOURCE_TABLES); the STEPS then run in order."""
     conn.execute("CREATE OR REPLACE TABLE report_as_of AS SELECT CAST(? AS TIMESTAMP) AS as_of", [as_of])
     run_sql(conn, "time_zone_macros")
-    for name in ("localized_business_hours", "status_intervals", "store_report"):
+
+
+def build_report_tables(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
+    """Run the three SQL files on a connection that holds the source tables."""
+    prepare_report(conn, as_of)
+    for name in STEPS:
         run_sql(conn, name)
 
 
@@ -100,7 +109,7 @@ class ReportComputation:
             run.build("localized_business_hours"); ...; run.write_report(reports_dir, report_id)
     """
 
-    STEPS = ("localized_business_hours", "status_intervals", "store_report")
+    STEPS = STEPS  # (the module's, for callers that hold a run)
 
     def __init__(self, warehouse: Warehouse, load_id: int | None = None, as_of: datetime | None = None):
         self.warehouse, self.load_id, self.as_of = warehouse, load_id, as_of
@@ -111,10 +120,7 @@ class ReportComputation:
         self.conn = configure(duckdb.connect())
         try:
             self.snapshot = self.warehouse.load_snapshot(self.conn, self.load_id, self.as_of)
-            self.conn.execute(
-                "CREATE OR REPLACE TABLE report_as_of AS SELECT CAST(? AS TIMESTAMP) AS as_of", [self.snapshot.as_of]
-            )
-            run_sql(self.conn, "time_zone_macros")
+            prepare_report(self.conn, self.snapshot.as_of)
         except BaseException:
             self.conn.close()
             raise

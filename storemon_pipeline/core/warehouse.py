@@ -62,6 +62,11 @@ class Snapshot:
 PROGRESS_SQL = "SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'"
 
 
+def read_progress_with(run_query) -> SourceProgress | None:
+    rows = run_query(PROGRESS_SQL)
+    return SourceProgress(*rows[0]) if rows else None
+
+
 def staged_bounds(staged: StagedLoad) -> tuple | None:
     """The time range of the load's polls (None: no polls to add)."""
     if not staged.loaded(POLLS):
@@ -245,16 +250,14 @@ class Warehouse:
     def commit_load(self, staged: StagedLoad, run_id: str | None, progress: Progress = log.info) -> int: ...
     def load_snapshot(self, conn: duckdb.DuckDBPyConnection, load_id: int | None, as_of: datetime | None) -> Snapshot: ...
     def query(self, sql: str) -> list[tuple]: ...
-    def check(self) -> str: ...
 
     # Shared:
     def read_progress(self) -> SourceProgress | None:
         """How far the last load read the poll file (None: no load yet)."""
         try:
-            rows = self.query(PROGRESS_SQL)
+            return read_progress_with(self.query)
         except NothingIngested:
             return None
-        return SourceProgress(*rows[0]) if rows else None
 
     def rejected_rows(self, run_id: str) -> list[tuple[str, int, str]]:
         return self.query(
@@ -393,7 +396,7 @@ class DuckDBWarehouse(Warehouse):
             conn.begin()
             try:
                 load_id = _commit(
-                    staged, run_id, bounds, lambda sql: self._run(conn, sql), self._progress_row(conn), self.retention_days
+                    staged, run_id, bounds, lambda sql: self._run(conn, sql), read_progress_with(lambda sql: self._run(conn, sql)), self.retention_days
                 )
                 conn.commit()
             except BaseException:
@@ -404,10 +407,6 @@ class DuckDBWarehouse(Warehouse):
                 raise
         return load_id
 
-    def _progress_row(self, conn) -> SourceProgress | None:
-        rows = self._run(conn, PROGRESS_SQL)
-        return SourceProgress(*rows[0]) if rows else None
-
     def load_snapshot(self, conn, load_id: int | None, as_of: datetime | None) -> Snapshot:
         with self.attached(conn, read_only=True):
             snapshot = self._resolve_snapshot(lambda sql: self._run(conn, sql), load_id, as_of)
@@ -415,13 +414,6 @@ class DuckDBWarehouse(Warehouse):
                 query = _snapshot_query(sql, snapshot).replace("{wh}", "wh")
                 conn.execute(f"CREATE OR REPLACE TABLE {table} AS {query}")
         return snapshot
-
-    def check(self) -> str:
-        self._check_file()
-        if not self.path.exists():
-            return f"{self.path}: no data yet"
-        latest = self.latest_load()
-        return f"{self.path}: latest load {latest}"
 
 
 def _snapshot_query(sql: str, snapshot: Snapshot) -> str:
@@ -557,9 +549,8 @@ class PostgresWarehouse(Warehouse):
                         cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv)", data)
                     os.unlink(path)
                     cur.execute(f"ANALYZE {table}")  # temp tables have no statistics until analyzed
-                rows = self._run(cur, PROGRESS_SQL)
-                progress_now = SourceProgress(*rows[0]) if rows else None
-                load_id = _commit(staged, run_id, bounds, lambda sql: self._run(cur, sql), progress_now, self.retention_days)
+                run = lambda sql: self._run(cur, sql)  # noqa: E731
+                load_id = _commit(staged, run_id, bounds, run, read_progress_with(run), self.retention_days)
             conn.commit()
         return load_id
 
@@ -583,11 +574,6 @@ class PostgresWarehouse(Warehouse):
                     )
             pg.commit()
         return snapshot
-
-    def check(self) -> str:
-        with self.connection(readonly=True) as conn, conn.cursor() as cur:
-            cur.execute("SELECT 1")
-        return f"{self.location}: reachable"
 
 
 def open_warehouse(settings: Settings, progress: Progress = log.info) -> Warehouse:
