@@ -215,4 +215,13 @@ class PostgresServer:
         return self.server.get_uri(name)
 
     def stop(self) -> None:
+        # pg_ctl stops whichever postmaster serves the data folder now. (pgserver's cleanup
+        # only stops the process it started, and skips a server that was restarted since.)
+        from pgserver._commands import pg_ctl
+
+        if (Path(self.server.pgdata) / "postmaster.pid").exists():
+            try:
+                pg_ctl(["-w", "stop", "-m", "fast"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=30)
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                pass
         self.server.cleanup()
