@@ -73,10 +73,11 @@ STEPS = ("localized_business_hours", "status_intervals", "store_report")
 
 
 def prepare_report(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
-    """Fix the report's as_of and define the time-zone macros on a connection that holds the
-    source tables (SOURCE_TABLES); the STEPS then run in order."""
+    """Fix the report's as_of, define the time-zone macros and key the stores (report_stores.sql)
+    on a connection that holds the source tables (SOURCE_TABLES); the STEPS then run in order."""
     conn.execute("CREATE OR REPLACE TABLE report_as_of AS SELECT CAST(? AS TIMESTAMP) AS as_of", [as_of])
     run_sql(conn, "time_zone_macros")
+    run_sql(conn, "report_stores")
 
 
 def build_report_tables(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
@@ -143,8 +144,10 @@ class ReportComputation:
         return self.conn.execute(sql).df()
 
     def export(self, table: str, path: Path) -> None:
-        """The table as a Parquet file, atomically (an intermediate asset's latest materialization)."""
-        write_query(self.conn, f"SELECT * FROM {table}", path, file_format="parquet")
+        """A keyed table as a Parquet file with the stores' ids, atomically (an intermediate
+        asset's latest materialization)."""
+        query = f"SELECT s.store_id, t.* EXCLUDE (store_key) FROM {table} t JOIN report_stores s USING (store_key) ORDER BY ALL"
+        write_query(self.conn, query, path, file_format="parquet")
 
     def write_report(self, reports_dir: Path, report_id: str) -> ReportRecord:
         """``<id>.csv`` then ``<id>.json`` (its row of the history), each atomically; the JSON

@@ -5,72 +5,69 @@
 -- needs only the hours of its own local date and of the day before (rows past midnight), not
 -- a calendar of every date since the oldest poll: one poll from 1970 adds two dates to one
 -- store, not fifty years to all of them.
--- Input: table report_as_of(as_of). Needs the macros of time_zone_macros.sql.
+-- Input: report_as_of, report_stores, report_polls, report_hours (report_stores.sql).
+-- Needs the macros of time_zone_macros.sql. Columns: store_key, start_utc, end_utc.
 CREATE OR REPLACE TABLE localized_business_hours AS
 WITH params AS (SELECT as_of, as_of - INTERVAL 168 HOUR AS week_start FROM report_as_of),
-zones AS (
-    SELECT polled.store_id, coalesce(z.timezone_str, 'America/Chicago') AS tz
-    FROM (SELECT DISTINCT store_id FROM raw_store_polls, params WHERE timestamp_utc <= params.as_of) AS polled
-    LEFT JOIN raw_store_timezones z USING (store_id)
-),
 week_dates AS (
     SELECT CAST(d AS DATE) AS local_date
     FROM params, range(CAST(CAST(params.week_start AS DATE) - 2 AS TIMESTAMP),
                        CAST(CAST(params.as_of AS DATE) + 3 AS TIMESTAMP), INTERVAL 1 DAY) AS t(d)
 ),
 earlier_dates AS (
-    SELECT DISTINCT p.store_id, CAST(timezone(zones.tz, timezone('UTC', p.timestamp_utc)) AS DATE) - t.k AS local_date
-    FROM raw_store_polls p JOIN zones USING (store_id), params, (VALUES (0), (1)) AS t(k)
+    SELECT DISTINCT p.store_key, CAST(timezone(s.tz, timezone('UTC', p.timestamp_utc)) AS DATE) - t.k AS local_date
+    FROM report_polls p JOIN report_stores s USING (store_key), params, (VALUES (0), (1)) AS t(k)
     WHERE p.timestamp_utc < params.week_start
 ),
 store_dates AS (
-    SELECT zones.store_id, zones.tz, week_dates.local_date FROM zones, week_dates
+    SELECT s.store_key, s.zone_key, s.tz, s.has_hours, week_dates.local_date FROM report_stores s, week_dates
     UNION
-    SELECT earlier_dates.store_id, zones.tz, earlier_dates.local_date FROM earlier_dates JOIN zones USING (store_id)
+    SELECT e.store_key, s.zone_key, s.tz, s.has_hours, e.local_date FROM earlier_dates e JOIN report_stores s USING (store_key)
 ),
 local_intervals AS (
-    SELECT h.store_id, d.tz,
+    SELECT h.store_key, d.zone_key, d.tz,
         CASE WHEN h.start_time_local = h.end_time_local THEN CAST(d.local_date AS TIMESTAMP)  -- whole day
              ELSE d.local_date + h.start_time_local END AS local_start,
         CASE WHEN h.start_time_local = h.end_time_local THEN CAST(d.local_date + 1 AS TIMESTAMP)
              WHEN h.end_time_local = TIME '23:59:59' THEN CAST(d.local_date + 1 AS TIMESTAMP)  -- means midnight
              WHEN h.end_time_local < h.start_time_local THEN (d.local_date + 1) + h.end_time_local  -- next day
              ELSE d.local_date + h.end_time_local END AS local_end
-    FROM raw_business_hours h
-    JOIN store_dates d ON d.store_id = h.store_id AND isodow(d.local_date) - 1 = h.day_of_week
+    FROM report_hours h
+    JOIN store_dates d ON d.store_key = h.store_key AND isodow(d.local_date) - 1 = h.day_of_week
 ),
--- Each distinct (zone, local time) is converted once: many stores share hours and zones.
+-- Each distinct (zone, local time) is converted once: many stores share hours and zones
+-- (joined back on the zone's integer key, not its name).
 conversions AS (
-    SELECT tz, local_ts, local_to_utc(tz, local_ts) AS utc_ts
-    FROM (SELECT tz, local_start AS local_ts FROM local_intervals
-          UNION SELECT tz, local_end FROM local_intervals)
+    SELECT zone_key, local_ts, local_to_utc(tz, local_ts) AS utc_ts
+    FROM (SELECT zone_key, tz, local_start AS local_ts FROM local_intervals
+          UNION SELECT zone_key, tz, local_end FROM local_intervals)
 ),
 utc_intervals AS (
-    SELECT i.store_id, s.utc_ts AS start_utc, e.utc_ts AS end_utc
+    SELECT i.store_key, s.utc_ts AS start_utc, e.utc_ts AS end_utc
     FROM local_intervals i
-    JOIN conversions s ON s.tz = i.tz AND s.local_ts = i.local_start
-    JOIN conversions e ON e.tz = i.tz AND e.local_ts = i.local_end
+    JOIN conversions s ON s.zone_key = i.zone_key AND s.local_ts = i.local_start
+    JOIN conversions e ON e.zone_key = i.zone_key AND e.local_ts = i.local_end
     UNION ALL
     -- No business-hours rows: open 24x7, from the store's earliest date to the end of the range
     -- (dates as UTC midnights: the margins above cover every zone's offset).
-    SELECT store_id, CAST(min(local_date) AS TIMESTAMP), CAST(max(local_date) AS TIMESTAMP) + INTERVAL 1 DAY
+    SELECT store_key, CAST(min(local_date) AS TIMESTAMP), CAST(max(local_date) AS TIMESTAMP) + INTERVAL 1 DAY
     FROM store_dates
-    WHERE store_id NOT IN (SELECT store_id FROM raw_business_hours)
-    GROUP BY store_id
+    WHERE NOT has_hours
+    GROUP BY store_key
 ),
 non_empty AS (SELECT * FROM utc_intervals WHERE end_utc > start_utc),
 -- Union overlapping or touching intervals (gaps and islands).
 flagged AS (
-    SELECT *, max(end_utc) OVER (PARTITION BY store_id ORDER BY start_utc, end_utc
+    SELECT *, max(end_utc) OVER (PARTITION BY store_key ORDER BY start_utc, end_utc
                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous_end
     FROM non_empty
 ),
 islands AS (
     SELECT *, sum(CASE WHEN previous_end IS NULL OR start_utc > previous_end THEN 1 ELSE 0 END)
-                  OVER (PARTITION BY store_id ORDER BY start_utc, end_utc ROWS UNBOUNDED PRECEDING) AS island
+                  OVER (PARTITION BY store_key ORDER BY start_utc, end_utc ROWS UNBOUNDED PRECEDING) AS island
     FROM flagged
 )
-SELECT store_id, min(start_utc) AS start_utc, max(end_utc) AS end_utc
+SELECT store_key, min(start_utc) AS start_utc, max(end_utc) AS end_utc
 FROM islands
-GROUP BY store_id, island
-ORDER BY store_id, start_utc;
+GROUP BY store_key, island
+ORDER BY store_key, start_utc;

@@ -1,37 +1,34 @@
--- One row per store with a poll at or before as_of: business time up and down over the
--- sliding windows [as_of - 1 h, as_of), [as_of - 24 h, as_of), [as_of - 168 h, as_of).
+-- One row per store of report_stores (a poll at or before as_of), in store_id order: business
+-- time up and down over the sliding windows [as_of - 1 h, as_of), [as_of - 24 h, as_of), [as_of - 168 h, as_of).
 -- Hours in minutes, day and week in hours, 2 decimals; downtime is the rounded business
 -- time minus the rounded uptime, so the two always add up to the business time shown.
 CREATE OR REPLACE TEMP MACRO overlap_seconds(s, e, lo, hi) AS
     greatest(0.0, epoch(least(e, hi)) - epoch(greatest(s, lo)));
 CREATE OR REPLACE TABLE store_report AS
 WITH params AS (SELECT as_of FROM report_as_of),
-stores AS (
-    SELECT DISTINCT store_id FROM raw_store_polls, params WHERE timestamp_utc <= params.as_of
-),
 in_week AS (
     SELECT i.*, params.as_of FROM status_intervals i, params
     WHERE i.end_utc > params.as_of - INTERVAL 168 HOUR AND i.start_utc < params.as_of
 ),
 seconds AS (
-    SELECT store_id,
+    SELECT store_key,
         sum(overlap_seconds(start_utc, end_utc, as_of - INTERVAL 1 HOUR, as_of)) FILTER (WHERE status = 'active') AS up_hour,
         sum(overlap_seconds(start_utc, end_utc, as_of - INTERVAL 24 HOUR, as_of)) FILTER (WHERE status = 'active') AS up_day,
         sum(overlap_seconds(start_utc, end_utc, as_of - INTERVAL 168 HOUR, as_of)) FILTER (WHERE status = 'active') AS up_week,
         sum(overlap_seconds(start_utc, end_utc, as_of - INTERVAL 1 HOUR, as_of)) AS open_hour,
         sum(overlap_seconds(start_utc, end_utc, as_of - INTERVAL 24 HOUR, as_of)) AS open_day,
         sum(overlap_seconds(start_utc, end_utc, as_of - INTERVAL 168 HOUR, as_of)) AS open_week
-    FROM in_week GROUP BY store_id
+    FROM in_week GROUP BY store_key
 ),
 rounded AS (
-    SELECT stores.store_id,
+    SELECT stores.store_key, stores.store_id,
         round(coalesce(up_hour, 0) / 60, 2) AS uptime_last_hour,
         round(coalesce(up_day, 0) / 3600, 2) AS uptime_last_day,
         round(coalesce(up_week, 0) / 3600, 2) AS uptime_last_week,
         round(coalesce(open_hour, 0) / 60, 2) AS open_last_hour,
         round(coalesce(open_day, 0) / 3600, 2) AS open_last_day,
         round(coalesce(open_week, 0) / 3600, 2) AS open_last_week
-    FROM stores LEFT JOIN seconds USING (store_id)
+    FROM report_stores stores LEFT JOIN seconds USING (store_key)
 )
 SELECT store_id,
     CAST(uptime_last_hour AS DECIMAL(18, 2)) AS uptime_last_hour,
@@ -41,4 +38,4 @@ SELECT store_id,
     CAST(open_last_day AS DECIMAL(18, 2)) - CAST(uptime_last_day AS DECIMAL(18, 2)) AS downtime_last_day,
     CAST(open_last_week AS DECIMAL(18, 2)) - CAST(uptime_last_week AS DECIMAL(18, 2)) AS downtime_last_week
 FROM rounded
-ORDER BY store_id;
+ORDER BY store_key;
