@@ -16,9 +16,8 @@ setup(
         # Postgres warehouse uses too.
         "dagster-postgres==0.29.27",
         "duckdb>=2.0,<3",
+        # The sample generator only (ingestion validates in DuckDB).
         "pandas>=3.0,<4",
-        "pandera>=0.35,<0.36",
-        "pyarrow>=20",
         "tzdata>=2025.1",
         # The REST API; both already come with dagster-webserver.
         "starlette",

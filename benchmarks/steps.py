@@ -4,6 +4,7 @@
     python -m benchmarks.steps report   --home DIR
     python -m benchmarks.steps cli      --source DIR --out FILE [--warehouse URL]
     python -m benchmarks.steps baseline --source DIR --stores N --storemon-csv FILE
+    python -m benchmarks.steps floor    --source DIR --out FILE
 
 Each prints one JSON object on its last line: seconds, peak_rss_mb and step figures.
 """
@@ -101,7 +102,13 @@ def baseline(args: argparse.Namespace) -> dict:
     }
 
 
-STEPS = {"ingest": ingest, "report": report, "cli": cli, "baseline": baseline}
+def floor(args: argparse.Namespace) -> dict:
+    from benchmarks.floor import floor_report
+
+    return floor_report(Path(args.source).resolve(), Path(args.out))
+
+
+STEPS = {"ingest": ingest, "report": report, "cli": cli, "baseline": baseline, "floor": floor}
 
 
 def main() -> None:

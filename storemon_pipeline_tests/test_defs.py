@@ -75,6 +75,8 @@ def test_serving_never_imports_the_cores_heavy_modules():
         assert not imported_by(module) & {"pandas", "pyarrow", "pandera", "duckdb", "numpy"}, module
 
 
-def test_a_report_run_imports_no_ingestion_libraries():
-    """The run worker loads the definitions; pandas, pyarrow and pandera only come with an ingest."""
-    assert not imported_by("storemon_pipeline.definitions") & {"pandas", "pyarrow", "pandera"}
+def test_no_product_path_imports_pandas():
+    """The run worker, the CLI and ingestion load no dataframe library (only the sample
+    generator uses pandas): nothing pays for importing it."""
+    for module in ("storemon_pipeline.definitions", "storemon_pipeline.serving.cli", "storemon_pipeline.core.ingest"):
+        assert not imported_by(module) & {"pandas", "pyarrow", "pandera", "numpy"}, module

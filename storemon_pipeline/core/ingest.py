@@ -13,26 +13,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from storemon_pipeline.core import sources, validation
 from storemon_pipeline.core.db import configure, fetch_row, fetch_value
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from storemon_pipeline.core import sources
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
-# The three sources (sources.SourceSpec names). Parsing and validation (pandas, pyarrow,
-# pandera) are imported only by a run that ingests: a report run never pays for them.
+# The three sources (sources.SourceSpec names).
 POLLS, HOURS, ZONES = "store_status", "business_hours", "timezones"
+REJECTION_PREVIEW_ROWS = 10
 
 STAGE_SQL = """
 CREATE TABLE staged_polls (store_id VARCHAR, timestamp_utc TIMESTAMP, status VARCHAR, line_number BIGINT);
@@ -61,7 +55,7 @@ class IngestResult:
     rows_retired: int = 0  # hours and zones: rows no longer in the file; polls: older than the retention
     mode: str = "full"  # "full" or "incremental"
     total_rows: int = 0
-    rejections: Any = None  # a DataFrame: line_number, reason, raw_values
+    first_rejections: list[tuple[int, str]] = field(default_factory=list)  # (line, reason), in line order
     error: str | None = None  # the whole file could not be used; the source kept its data
 
     def summary(self) -> str:
@@ -111,8 +105,6 @@ class LoadOutcome:
 
 
 def stage(source_dir: Path, progress_seen: SourceProgress | None, progress: Progress = log.info) -> StagedLoad:
-    from storemon_pipeline.core import sources
-
     conn = configure(duckdb.connect())
     conn.execute(STAGE_SQL)
     results = {}
@@ -129,17 +121,28 @@ def stage(source_dir: Path, progress_seen: SourceProgress | None, progress: Prog
     return StagedLoad(conn=conn, results=results, progress_seen=progress_seen, progress_after=progress_after)
 
 
-def _stage_rejections(conn, spec: sources.SourceSpec, path: Path, rejected: pd.DataFrame) -> None:
-    if rejected.empty:
-        return
-    frame = rejected.assign(source=spec.name, source_file=str(path))
-    if "raw_values" not in frame:
-        frame["raw_values"] = None
-    conn.register("rejected_frame", frame)
-    conn.execute(
-        "INSERT INTO staged_rejections SELECT source, source_file, line_number, reason, raw_values FROM rejected_frame"
+def _read_and_check(
+    conn, spec: sources.SourceSpec, path: Path, header: sources.Header, start_offset: int, first_line: int, valid: str
+) -> tuple[IngestResult, sources.LinesRead]:
+    """Read a file's lines from ``start_offset``, check them, and keep the good rows in ``valid``."""
+    lines = sources.read_lines(conn, path, header, start_offset, first_line, table=f"{spec.name}_lines")
+    checked = validation.check_lines(conn, spec, header, lines.table, valid, str(path))
+    sources.drop_lines(conn, lines.table)
+    result = IngestResult(
+        source=spec.name, source_file=str(path), rows_read=checked.rows_read, rows_rejected=checked.rows_rejected
     )
-    conn.unregister("rejected_frame")
+    return result, lines
+
+
+def _no_data_rows(path: Path, spec: sources.SourceSpec) -> sources.SourceError:
+    return sources.SourceError(f"{path}: the file has a header but no data rows; expected columns {spec.expected_columns}")
+
+
+def _first_rejections(conn, result: IngestResult) -> None:
+    result.first_rejections = conn.execute(
+        "SELECT line_number, reason FROM staged_rejections WHERE source = ? ORDER BY line_number LIMIT ?",
+        [result.source, REJECTION_PREVIEW_ROWS],
+    ).fetchall()
 
 
 # ---------------------------------------------------------------------------------------
@@ -148,8 +151,6 @@ def _stage_rejections(conn, spec: sources.SourceSpec, path: Path, rejected: pd.D
 
 def _resume_point(path: Path, header: sources.Header, seen: SourceProgress | None) -> tuple[int, int, str]:
     """Where to start reading: (byte offset, its line number, mode)."""
-    from storemon_pipeline.core import sources
-
     if seen and not sources.is_gzip(path) and seen.path == str(path):
         if path.stat().st_size >= seen.byte_offset and sources.fingerprint(path, seen.byte_offset) == seen.fingerprint:
             return seen.byte_offset, seen.next_line, "incremental"
@@ -159,35 +160,23 @@ def _resume_point(path: Path, header: sources.Header, seen: SourceProgress | Non
 def _stage_polls(
     conn, source_dir: Path, seen: SourceProgress | None, progress: Progress
 ) -> tuple[IngestResult, SourceProgress]:
-    import pandas as pd
-
-    from storemon_pipeline.core import sources, validation
-    path = sources.find_source_file(sources.STORE_STATUS, source_dir)
-    header = sources.read_header(path, sources.STORE_STATUS)
+    spec = sources.STORE_STATUS
+    path = sources.find_source_file(spec, source_dir)
+    header = sources.read_header(path, spec)
     start_offset, first_line, mode = _resume_point(path, header, seen)
-    result = IngestResult(source=POLLS, source_file=str(path), mode=mode)
-    rejections = []
-    end_offset, next_line = start_offset, first_line
-    for block in sources.iter_blocks(path, header, start_offset, first_line):
-        checked = validation.validate_polls(block.rows)
-        rejected = pd.concat([block.malformed, checked.rejected], ignore_index=True)
-        _stage_rejections(conn, sources.STORE_STATUS, path, rejected)
-        conn.register("valid_block", checked.valid)
-        conn.execute("INSERT INTO staged_polls SELECT store_id, timestamp_utc, status, line_number FROM valid_block")
-        conn.unregister("valid_block")
-        result.rows_read += len(block.rows) + len(block.malformed)
-        result.rows_rejected += len(rejected)
-        rejections.append(rejected)
-        end_offset, next_line = block.end_offset, block.next_line
-        progress(f"{path.name}: read up to line {next_line - 1:,} ({result.rows_read:,} rows, {mode})")
+    result, lines = _read_and_check(conn, spec, path, header, start_offset, first_line, "valid_polls")
+    result.mode = mode
     if mode == "full" and result.rows_read == 0:
-        raise sources.SourceError(
-            f"{path}: the file has a header but no data rows; expected columns {sources.STORE_STATUS.expected_columns}"
-        )
+        raise _no_data_rows(path, spec)
+    conn.execute(
+        "INSERT INTO staged_polls SELECT store_id, parsed_timestamp, lower(status), line_number FROM valid_polls"
+    )
+    validation.drop_checked(conn, "valid_polls")
+    progress(f"{path.name}: read up to line {lines.next_line - 1:,} ({result.rows_read:,} rows, {mode})")
     merge_staged_polls(conn, result)
-    result.rejections = pd.concat(rejections, ignore_index=True) if rejections else pd.DataFrame()
-    fingerprint = "" if sources.is_gzip(path) else sources.fingerprint(path, end_offset)
-    return result, SourceProgress(str(path), end_offset, next_line, fingerprint)
+    _first_rejections(conn, result)
+    fingerprint = "" if sources.is_gzip(path) else sources.fingerprint(path, lines.end_offset)
+    return result, SourceProgress(str(path), lines.end_offset, lines.next_line, fingerprint)
 
 
 def merge_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
@@ -221,82 +210,68 @@ def merge_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) ->
 # warehouse keeps the versions (which load added and which retired each row).
 
 
-def _read_whole(path: Path, spec: sources.SourceSpec, validate) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    import pandas as pd
-
-    from storemon_pipeline.core import sources
+def _read_whole(conn, spec: sources.SourceSpec, source_dir: Path, valid: str) -> IngestResult:
+    path = sources.find_source_file(spec, source_dir)
     header = sources.read_header(path, spec)
-    valid, rejected, rows_read = [], [], 0
-    for block in sources.iter_blocks(path, header, header.data_offset, 2):
-        checked = validate(block.rows)
-        valid.append(checked.valid)
-        rejected += [block.malformed, checked.rejected]
-        rows_read += len(block.rows) + len(block.malformed)
-    if rows_read == 0:
-        raise sources.SourceError(
-            f"{path}: the file has a header but no data rows; expected columns {spec.expected_columns}"
-        )
-    return pd.concat(valid, ignore_index=True), pd.concat(rejected, ignore_index=True), rows_read
+    result, _ = _read_and_check(conn, spec, path, header, header.data_offset, 2, valid)
+    if result.rows_read == 0:
+        raise _no_data_rows(path, spec)
+    return result
 
 
 def _stage_hours(conn, source_dir: Path) -> IngestResult:
-    from storemon_pipeline.core import sources, validation
-    path = sources.find_source_file(sources.BUSINESS_HOURS, source_dir)
-    valid, rejected, rows_read = _read_whole(path, sources.BUSINESS_HOURS, validation.validate_business_hours)
-    _stage_rejections(conn, sources.BUSINESS_HOURS, path, rejected)
-    conn.register("valid_hours", valid)
+    result = _read_whole(conn, sources.BUSINESS_HOURS, source_dir, "valid_hours")
     # Exact duplicates say nothing new: the hours of a day are a union.
     conn.execute(
         """
         INSERT INTO staged_hours
-        SELECT DISTINCT store_id, day_of_week, CAST(start_time_local AS TIME), CAST(end_time_local AS TIME)
+        SELECT DISTINCT store_id, parsed_day, CAST(start_time_local AS TIME), CAST(end_time_local AS TIME)
         FROM valid_hours ORDER BY ALL
         """
     )
-    conn.unregister("valid_hours")
-    total = fetch_value(conn, "SELECT count(*) FROM staged_hours")
-    return IngestResult(
-        source=HOURS, source_file=str(path), rows_read=rows_read, rows_rejected=len(rejected),
-        duplicate_rows=len(valid) - total, total_rows=total, rejections=rejected,
-    )
+    valid_rows = fetch_value(conn, "SELECT count(*) FROM valid_hours")
+    validation.drop_checked(conn, "valid_hours")
+    result.total_rows = fetch_value(conn, "SELECT count(*) FROM staged_hours")
+    result.duplicate_rows = valid_rows - result.total_rows
+    _first_rejections(conn, result)
+    return result
+
+
+# One zone per store: repeats of the same zone are harmless; a different zone for a store
+# already seen is rejected, naming the line whose zone was kept.
+ZONE_CONFLICTS_SQL = [
+    """
+    CREATE OR REPLACE TEMP TABLE zone_lines AS
+    SELECT store_id, timezone_str, line_number,
+           first_value(timezone_str) OVER w AS kept_zone, first_value(line_number) OVER w AS kept_line
+    FROM valid_zones WINDOW w AS (PARTITION BY store_id ORDER BY line_number)
+    """,
+    """
+    INSERT INTO staged_rejections
+    SELECT 'timezones', $source_file, line_number,
+           format('timezone_str ''{}'' conflicts with line {} for the same store; line {} was kept', timezone_str, kept_line, kept_line),
+           store_id || ',' || timezone_str
+    FROM zone_lines WHERE timezone_str <> kept_zone ORDER BY line_number
+    """,
+    "INSERT INTO staged_zones SELECT store_id, timezone_str FROM zone_lines WHERE line_number = kept_line ORDER BY store_id",
+]
 
 
 def _stage_zones(conn, source_dir: Path) -> IngestResult:
-    import pandas as pd
-
-    from storemon_pipeline.core import sources, validation
-    path = sources.find_source_file(sources.TIMEZONES, source_dir)
-    valid, rejected, rows_read = _read_whole(path, sources.TIMEZONES, validation.validate_timezones)
-    # One zone per store: repeats of the same zone are harmless; a different zone for a store
-    # already seen is rejected, naming the line whose zone was kept.
-    valid = valid.sort_values("line_number", kind="stable")
-    first = valid.drop_duplicates("store_id", keep="first").set_index("store_id")
-    repeats = valid[valid.duplicated("store_id", keep="first")]
-    kept_zone = first.loc[repeats["store_id"], "timezone_str"].to_numpy()
-    kept_line = first.loc[repeats["store_id"], "line_number"].to_numpy()
-    differs = repeats["timezone_str"].to_numpy() != kept_zone
-    conflicting = repeats[differs]
-    conflicts = pd.DataFrame(
-        {
-            "line_number": conflicting["line_number"].to_numpy(),
-            "reason": [
-                f"timezone_str {zone!r} conflicts with line {line} for the same store; line {line} was kept"
-                for zone, line in zip(conflicting["timezone_str"], kept_line[differs])
-            ],
-            "raw_values": (conflicting["store_id"] + "," + conflicting["timezone_str"]).to_numpy(),
-        }
+    result = _read_whole(conn, sources.TIMEZONES, source_dir, "valid_zones")
+    for sql in ZONE_CONFLICTS_SQL:
+        conn.execute(sql, {"source_file": result.source_file} if "$source_file" in sql else None)
+    result.duplicate_rows, result.conflicting_rows = fetch_row(
+        conn,
+        "SELECT count(*) FILTER (WHERE line_number <> kept_line AND timezone_str = kept_zone), "
+        "count(*) FILTER (WHERE timezone_str <> kept_zone) FROM zone_lines",
     )
-    rejected = pd.concat([rejected, conflicts], ignore_index=True)
-    _stage_rejections(conn, sources.TIMEZONES, path, rejected)
-    table = first.reset_index()[["store_id", "timezone_str"]]
-    conn.register("valid_zones", table)
-    conn.execute("INSERT INTO staged_zones SELECT store_id, timezone_str FROM valid_zones ORDER BY store_id")
-    conn.unregister("valid_zones")
-    return IngestResult(
-        source=ZONES, source_file=str(path), rows_read=rows_read, rows_rejected=len(rejected),
-        duplicate_rows=len(repeats) - len(conflicting), conflicting_rows=len(conflicting),
-        total_rows=len(table), rejections=rejected,
-    )
+    result.rows_rejected += result.conflicting_rows
+    result.total_rows = fetch_value(conn, "SELECT count(*) FROM staged_zones")
+    conn.execute("DROP TABLE zone_lines")
+    validation.drop_checked(conn, "valid_zones")
+    _first_rejections(conn, result)
+    return result
 
 
 def ingest(warehouse, source_dir: Path, run_id: str | None = None, progress: Progress = log.info) -> LoadOutcome:

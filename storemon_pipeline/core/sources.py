@@ -2,9 +2,13 @@
 
 Columns are found by header name, in any order; both published versions of the dataset
 (2023 and 2025) and their original file names are accepted, plain or gzip-compressed.
-Files are read in blocks of whole lines so that every row keeps its line number, memory
-stays bounded, and an uncompressed file that only grew can be read from where the last
-run stopped.
+
+No value in these files can hold a line break, so a row is one line. DuckDB's reader
+(multithreaded, and the only pass over the bytes) reads each file as whole lines, in order,
+so every row keeps its physical line number; the fields are then split in SQL. A broken
+line (an unterminated quote, too few or too many fields, bytes that are not UTF-8) costs
+only itself. An uncompressed file that only grew is read from where the last run stopped,
+and a last line with no newline yet (a file still being written) is left for the next run.
 """
 
 from __future__ import annotations
@@ -12,20 +16,19 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import io
-import re
-import warnings
-from collections.abc import Iterator
+import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pa_csv
+import duckdb
 
-BLOCK_BYTES = 16 * 1024 * 1024
+from storemon_pipeline.core.db import fetch_value
+
 FINGERPRINT_BYTES = 64 * 1024
+# DuckDB's reader splits lines on this byte only: no text line of these files holds it.
+_NO_DELIMITER = "\x1f"
+MAX_LINE_BYTES = 8 * 1024 * 1024
 
 
 class SourceError(Exception):
@@ -109,11 +112,14 @@ class Header:
 
 
 def read_header(path: Path, spec: SourceSpec) -> Header:
-    with _open_binary(path) as f:
-        first = f.readline()
+    try:
+        with _open_binary(path) as f:
+            first = f.readline(1 << 20)
+    except (EOFError, OSError, zlib.error) as error:
+        raise SourceError(f"{path}: {_read_problem(path, error)}") from None
     if not first.strip():
         raise SourceError(f"{path}: the file is empty; expected a header with columns {spec.expected_columns}")
-    text = first.decode("utf-8-sig").rstrip("\r\n")
+    text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
     names = [n.strip() for n in next(csv.reader([text]))]
     lowered = {n.lower(): i for i, n in enumerate(names)}
     columns: dict[str, int] = {}
@@ -147,130 +153,166 @@ def fingerprint(path: Path, upto: int) -> str:
     return digest.hexdigest()
 
 
-@dataclass
-class Block:
-    """Parsed rows of one block of whole lines, plus lines the CSV parser could not split."""
-
-    rows: pd.DataFrame  # canonical columns as stripped strings, plus line_number
-    malformed: pd.DataFrame  # line_number, reason
-    end_offset: int  # byte offset just after the last complete line of this block
-    next_line: int  # line number of the line after this block
+# ---------------------------------------------------------------------------------------
+# Lines: the file read by DuckDB as one VARCHAR per line, numbered as in the file.
 
 
-_SKIPPED_LINE = re.compile(r"Skipping line (\d+): (.*)")
+@dataclass(frozen=True)
+class LinesRead:
+    table: str  # line_number BIGINT, line VARCHAR (NULL: the line could not be read; see reason)
+    end_offset: int  # byte offset just after the last complete line read (plain files)
+    next_line: int  # the line number after it
 
 
-def iter_blocks(
-    path: Path,
-    header: Header,
-    start_offset: int,
-    first_line: int,
-    block_bytes: int = BLOCK_BYTES,
-) -> Iterator[Block]:
-    """Yield parsed blocks of whole lines from ``start_offset`` (a line start) to the end of the file.
+_READ_ERRORS = {
+    "INVALID ENCODING": "the line is not valid UTF-8",
+    "TOO MANY COLUMNS": "the line holds a control character (0x1F)",
+    "LINE SIZE OVER MAXIMUM": f"the line is longer than {MAX_LINE_BYTES // 2**20} MiB",
+}
 
-    A last line with no newline is parsed too, but ``end_offset`` stops before it, so an
-    incremental read sees it again (ingestion is idempotent on the poll key).
+
+def read_lines(conn: duckdb.DuckDBPyConnection, path: Path, header: Header, start_offset: int, first_line: int, table: str) -> LinesRead:
+    """Every line of ``path`` from ``start_offset`` (a line start; its number is ``first_line``)
+    into ``table(line_number, line, unreadable)``: one row per line, blank lines included.
+
+    gzip files are read whole. For a plain file the read stops after the last newline, so a
+    line still being written is read by the next run.
     """
-    with _open_binary(path) as f:
-        f.seek(start_offset)
-        offset, line, pending = start_offset, first_line, b""
-        while True:
-            chunk = f.read(block_bytes)
-            data = pending + chunk
+    with tempfile.TemporaryDirectory(prefix="storemon-lines-") as scratch:
+        try:
+            if is_gzip(path):
+                end_offset, target, skip = start_offset, path, 1
+            else:
+                end_offset = _last_line_end(path, start_offset)
+                if start_offset == header.data_offset and end_offset == path.stat().st_size:
+                    target, skip = path, 1  # the common case: the whole file, as it is
+                else:
+                    target, skip = Path(scratch) / "range.csv", 0
+                    _copy_range(path, start_offset, end_offset, target)
+            try:
+                _duckdb_lines(conn, target, skip, table)
+            except duckdb.InvalidInputException as error:
+                if "invalid state" not in str(error):
+                    raise
+                # DuckDB refuses a file that mixes line endings or holds a bare CR: read a
+                # copy whose only line break is LF (a stray CR becomes a control character,
+                # which validation rejects).
+                normalized = Path(scratch) / "normalized.csv"
+                _normalized_copy(path, start_offset, end_offset, normalized)
+                target, skip = normalized, 0
+                _duckdb_lines(conn, target, skip, table)
+        except (EOFError, OSError, zlib.error, duckdb.Error) as error:
+            raise SourceError(f"{path}: {_read_problem(path, error)}") from None
+    # Reported line numbers count from the first line of what DuckDB read.
+    base = 0 if skip else first_line - 1
+    _number_lines(conn, table, first_line, base)
+    count = fetch_value(conn, f"SELECT count(*) FROM {table}")
+    return LinesRead(table=table, end_offset=end_offset, next_line=first_line + count)
+
+
+def _read_problem(path: Path, error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if is_gzip(path) and ("gzip" in text.lower() or isinstance(error, (EOFError, zlib.error))):
+        return f"not a complete gzip file ({text})"
+    return text
+
+
+def _last_line_end(path: Path, start: int) -> int:
+    """The offset just after the last LF at or after ``start`` (``start`` if there is none)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        position = size
+        while position > start:
+            step = min(1 << 16, position - start)
+            f.seek(position - step)
+            chunk = f.read(step)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                return position - step + cut + 1
+            position -= step
+    return start
+
+
+def _copy_range(path: Path, start: int, end: int, target: Path) -> None:
+    with open(path, "rb") as source, open(target, "wb") as out:
+        source.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            chunk = source.read(min(1 << 24, remaining))
             if not chunk:
-                if data.strip():
-                    rows, malformed = _parse(data, header, line, n_lines=data.count(b"\n") + 1)
-                    yield Block(rows=rows, malformed=malformed, end_offset=offset, next_line=line)
-                return
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                pending = data  # no complete line yet: read more
-                continue
-            complete, pending = data[:cut], data[cut:]
-            n_lines = complete.count(b"\n")
-            rows, malformed = _parse(complete, header, line, n_lines=n_lines)
-            offset, line = offset + cut, line + n_lines
-            yield Block(rows=rows, malformed=malformed, end_offset=offset, next_line=line)
+                break
+            out.write(chunk)
+            remaining -= len(chunk)
 
 
-def _parse(data: bytes, header: Header, first_line: int, n_lines: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if not data.strip():  # only blank lines: pandas would see no columns at all
-        empty = pd.DataFrame({c: pd.Series(dtype="str") for c in header.columns})
-        empty["line_number"] = pd.Series(dtype="int64")
-        return empty, _no_malformed_lines()
-    width = len(header.names)
-    frame = _parse_well_formed(data, width, n_lines)
-    if frame is not None:
-        return _rows(frame, header, np.arange(first_line, first_line + n_lines)), _no_malformed_lines()
-    # A synthetic header and a dummy first row fix the field count, so an over-long first
-    # line is reported as malformed instead of being taken for an index column.
-    preamble = (",".join(f"c{i}" for i in range(width)) + "\n" + "," * (width - 1) + "\n").encode()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        frame = pd.read_csv(
-            io.BytesIO(preamble + data),
-            header=0,
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
-            on_bad_lines="warn",
-            encoding="utf-8",
-            encoding_errors="replace",
-            lineterminator="\n",  # lines are what n_lines counts; a CR before it is stripped with the field
-        )
-    skipped_lines, reasons = [], []
-    for warning in caught:
-        for match in _SKIPPED_LINE.finditer(str(warning.message)):
-            # pandas counts the two preamble lines too
-            skipped_lines.append(first_line + int(match.group(1)) - 3)
-            reasons.append(f"malformed CSV line: {match.group(2).strip()}")
-    frame = frame.iloc[1:]  # the dummy row
-    # Rows map onto consecutive lines except the ones the parser skipped.
-    line_numbers = np.arange(first_line, first_line + n_lines)
-    if skipped_lines:
-        kept = np.ones(n_lines, dtype=bool)
-        kept[np.asarray(skipped_lines) - first_line] = False
-        line_numbers = line_numbers[kept]
-    malformed = pd.DataFrame({"line_number": np.asarray(skipped_lines, dtype="int64"), "reason": reasons})
-    return _rows(frame, header, line_numbers), malformed
+def _normalized_copy(path: Path, start: int, end: int, target: Path) -> None:
+    if is_gzip(path):
+        with gzip.open(path, "rb") as f:
+            f.readline()  # the header
+            data = f.read()
+    else:
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(end - start)
+    target.write_bytes(data.replace(b"\r\n", b"\n").replace(b"\r", b"\x1a"))
 
 
-def _parse_well_formed(data: bytes, width: int, n_lines: int) -> pd.DataFrame | None:
-    """The fast path (pyarrow's multi-threaded reader, ~6x pandas' here): columns c0..c<width-1>.
-
-    Only when every line is exactly one row of ``width`` fields, so row i is line i; anything
-    else (blank, short, long or multi-line rows, bad UTF-8) returns None for the exact path.
-    """
-    names = [f"c{i}" for i in range(width)]
-    invalid_rows = []
-    try:
-        table = pa_csv.read_csv(
-            io.BytesIO(data),
-            read_options=pa_csv.ReadOptions(column_names=names, block_size=BLOCK_BYTES),
-            parse_options=pa_csv.ParseOptions(invalid_row_handler=lambda row: invalid_rows.append(row) or "skip"),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() for name in names},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        return None
-    if invalid_rows or table.num_rows != n_lines:
-        return None
-    return table.to_pandas()
+def _sql_path(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
-def _no_malformed_lines() -> pd.DataFrame:
-    return pd.DataFrame({"line_number": pd.Series(dtype="int64"), "reason": pd.Series(dtype="str")})
-
-
-def _rows(frame: pd.DataFrame, header: Header, line_numbers: np.ndarray) -> pd.DataFrame:
-    rows = pd.DataFrame(
-        {canonical: frame[f"c{position}"].str.strip() for canonical, position in header.columns.items()}
+def _duckdb_lines(conn: duckdb.DuckDBPyConnection, target: Path, skip: int, table: str) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS {table}_errors; DROP TABLE IF EXISTS {table}_scans")
+    conn.execute(
+        f"""
+        CREATE OR REPLACE TABLE {table}_read AS
+        SELECT line FROM read_csv({_sql_path(target)}, header = false, skip = {skip}, auto_detect = false,
+            delim = '{_NO_DELIMITER}', quote = '', escape = '', columns = {{'line': 'VARCHAR'}},
+            strict_mode = true, store_rejects = true, rejects_table = '{table}_errors',
+            rejects_scan = '{table}_scans', max_line_size = {MAX_LINE_BYTES})
+        """
     )
-    rows["line_number"] = line_numbers[: len(rows)]
-    # A blank line carries no data; it is not a row.
-    blank = (rows.drop(columns="line_number") == "").all(axis=1)
-    return rows[~blank].reset_index(drop=True)
+
+
+def _number_lines(conn: duckdb.DuckDBPyConnection, table: str, first_line: int, base: int) -> None:
+    """Give each line its number. Lines come out of the reader in order, less the ones it
+    could not read (listed with their numbers in ``<table>_errors``), which go back in their
+    places: row k (1-based) is the k-th line not among them."""
+    reasons = " ".join(f"WHEN '{kind}' THEN '{reason}'" for kind, reason in _READ_ERRORS.items())
+    conn.execute(
+        f"""
+        CREATE OR REPLACE TABLE {table}_unreadable AS
+        SELECT line + {base} AS line_number,
+               CASE min(error_type) {reasons} ELSE 'the line cannot be read: ' || min(error_message) END AS reason,
+               left(min(csv_line), 200) AS raw_values
+        FROM {table}_errors GROUP BY line + {base};
+        DROP TABLE {table}_errors; DROP TABLE {table}_scans;
+        """
+    )
+    if not fetch_value(conn, f"SELECT count(*) FROM {table}_unreadable"):
+        # (the usual case: every line was read, so row k is line first_line + k - 1)
+        conn.execute(
+            f"CREATE OR REPLACE VIEW {table} AS SELECT rowid + {first_line} AS line_number, line, "
+            f"NULL::VARCHAR AS reason, NULL::VARCHAR AS raw_values FROM {table}_read"
+        )
+        return
+    conn.execute(
+        f"""
+        CREATE OR REPLACE VIEW {table} AS
+        WITH skips AS (
+            -- the j-th unreadable line comes after (its number - first_line + 1) - j readable ones
+            SELECT line_number - {first_line} + 1 - row_number() OVER (ORDER BY line_number) AS rows_before,
+                   row_number() OVER (ORDER BY line_number) AS skipped
+            FROM {table}_unreadable
+        ),
+        steps AS (SELECT rows_before, max(skipped) AS skipped FROM skips GROUP BY rows_before)
+        SELECT r.k + {first_line} + coalesce(s.skipped, 0) AS line_number, r.line, NULL::VARCHAR AS reason, NULL::VARCHAR AS raw_values
+        FROM (SELECT rowid AS k, line FROM {table}_read) r ASOF LEFT JOIN steps s ON r.k + 1 > s.rows_before
+        UNION ALL
+        SELECT line_number, NULL, reason, raw_values FROM {table}_unreadable
+        """
+    )
+
+
+def drop_lines(conn: duckdb.DuckDBPyConnection, table: str) -> None:
+    conn.execute(f"DROP VIEW {table}; DROP TABLE {table}_read; DROP TABLE {table}_unreadable")

@@ -272,15 +272,19 @@ class Warehouse:
         return self.query("SELECT max(timestamp_utc) FROM {wh}.raw_store_polls")[0][0]
 
     def duplicate_poll_keys(self, since_load: int = 0) -> int:
-        """Keys with more than one poll row, among keys touched by loads after ``since_load``."""
+        """Keys with more than one poll row, among keys touched by loads after ``since_load``.
+
+        Only the time range those loads touched is grouped, so the check costs what the new
+        polls cost, not the whole history."""
         return self.query(
             f"""
+            WITH bounds AS (
+                SELECT min(timestamp_utc) AS lo, max(timestamp_utc) AS hi FROM {{wh}}.raw_store_polls WHERE load_id > {since_load})
             SELECT count(*) FROM (
-                SELECT 1 FROM {{wh}}.raw_store_polls p
-                WHERE EXISTS (SELECT 1 FROM {{wh}}.raw_store_polls n
-                              WHERE n.load_id > {since_load} AND n.store_id = p.store_id
-                                AND n.timestamp_utc = p.timestamp_utc)
-                GROUP BY store_id, timestamp_utc HAVING count(*) > 1) AS d
+                SELECT 1 FROM {{wh}}.raw_store_polls p, bounds
+                WHERE p.timestamp_utc BETWEEN bounds.lo AND bounds.hi
+                GROUP BY p.store_id, p.timestamp_utc
+                HAVING count(*) > 1 AND max(p.load_id) > {since_load}) AS d
             """
         )[0][0]
 

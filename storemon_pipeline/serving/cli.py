@@ -89,23 +89,20 @@ def _report_runs(args: argparse.Namespace):
 
 
 def _reporting_errors(handler):
-    """Run a GraphQL command; an error it raises goes to stderr and picks the exit code."""
-    from storemon_pipeline.core.report import ReportError
-    from storemon_pipeline.serving.report_runs import (
-        DagsterUnavailable,
-        InvalidReportId,
-        UnknownReport,
-    )
-
-    exit_codes = {
-        ReportError: EXIT_USAGE,  # a malformed --as-of
-        InvalidReportId: EXIT_USAGE,
-        UnknownReport: EXIT_UNKNOWN_REPORT,
-        DagsterUnavailable: EXIT_DAGSTER_UNAVAILABLE,
-    }
+    """Run a GraphQL command; an error it raises goes to stderr and picks the exit code.
+    (Its imports wait for the call: `storemon report` never loads the GraphQL client.)"""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
+        from storemon_pipeline.core.report import ReportError
+        from storemon_pipeline.serving.report_runs import DagsterUnavailable, InvalidReportId, UnknownReport
+
+        exit_codes = {
+            ReportError: EXIT_USAGE,  # a malformed --as-of
+            InvalidReportId: EXIT_USAGE,
+            UnknownReport: EXIT_UNKNOWN_REPORT,
+            DagsterUnavailable: EXIT_DAGSTER_UNAVAILABLE,
+        }
         try:
             return handler(args)
         except tuple(exit_codes) as error:

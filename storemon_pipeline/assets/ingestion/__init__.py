@@ -11,7 +11,6 @@ from storemon_pipeline.core.warehouse import NothingIngested
 from storemon_pipeline.resources import StoremonResource
 
 GROUP = "ingestion"
-REJECTION_PREVIEW_ROWS = 20
 
 def _source_spec(name: str, description: str) -> dg.AssetSpec:
     return dg.AssetSpec(name, group_name=GROUP, kinds={warehouse_kind()}, owners=OWNERS, description=description)
@@ -49,13 +48,15 @@ def _metadata(context: dg.AssetExecutionContext, load_id: int, result: ingest.In
         "dagster/row_count": dg.MetadataValue.int(result.total_rows),
     }
     if result.rows_rejected:
-        preview = result.rejections.sort_values("line_number").head(REJECTION_PREVIEW_ROWS)
-        lines = "\n".join(f"  line {row.line_number}: {row.reason}" for row in preview.itertuples())
+        lines = "\n".join(f"  line {line}: {reason}" for line, reason in result.first_rejections)
         context.log.warning(
             f"{result.source_file}: rejected {result.rows_rejected:,} row(s), kept the rest "
             f"(all are in the rejected_rows table); first ones:\n{lines}"
         )
-        metadata["rejected_preview"] = dg.MetadataValue.md(preview[["line_number", "reason"]].to_markdown(index=False))
+        metadata["rejected_preview"] = dg.MetadataValue.table(
+            records=[dg.TableRecord({"line_number": line, "reason": reason}) for line, reason in result.first_rejections],
+            schema=dg.TableSchema(columns=[dg.TableColumn("line_number", "int"), dg.TableColumn("reason", "string")]),
+        )
     return metadata
 
 
@@ -121,16 +122,16 @@ def _rejected_rows_check(spec: dg.AssetSpec, source: str) -> dg.AssetChecksDefin
         description=f"Warns when this run rejected rows of the {source} file (see the rejected_rows table).",
     )
     def _check(context: dg.AssetCheckExecutionContext, storemon: StoremonResource) -> dg.AssetCheckResult:
-        rows = storemon.open_warehouse().query(
-            "SELECT line_number, reason FROM {wh}.rejected_rows "
-            f"WHERE source = '{source}' AND run_id = '{context.run.run_id}' ORDER BY line_number"
-        )
+        where = f"WHERE source = '{source}' AND run_id = '{context.run.run_id}'"
+        warehouse = storemon.open_warehouse()
+        count = warehouse.query(f"SELECT count(*) FROM {{wh}}.rejected_rows {where}")[0][0]
+        first = warehouse.query(f"SELECT line_number, reason FROM {{wh}}.rejected_rows {where} ORDER BY line_number LIMIT 10")
         return dg.AssetCheckResult(
-            passed=not rows,
+            passed=count == 0,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
-                "rejected_rows": dg.MetadataValue.int(len(rows)),
-                "first_rejections": dg.MetadataValue.text("\n".join(f"line {line}: {reason}" for line, reason in rows[:10])),
+                "rejected_rows": dg.MetadataValue.int(count),
+                "first_rejections": dg.MetadataValue.text("\n".join(f"line {line}: {reason}" for line, reason in first)),
             },
         )
 
