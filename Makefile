@@ -1,10 +1,18 @@
 # Two commands for a new user: `make run` and `make test`. Each sets itself up.
-PYTHON ?= python3
+# storemon needs Python 3.11 (setup.py); python3.11 is preferred when several are installed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench install sample clean
+.PHONY: run test lint bench install check-venv sample clean distclean
+
+# A .venv built by another Python (or whose Python is gone) is rebuilt, with a message.
+check-venv:
+	@if [ -e $(VENV) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then \
+		echo "make: $(VENV) was built with $$($(PY) --version 2>&1 | head -1); storemon needs Python 3.11: rebuilding $(VENV)"; \
+		rm -rf $(VENV); \
+	fi
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,12 +20,17 @@ $(STAMP): setup.py pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: check-venv
+	@$(MAKE) --no-print-directory $(STAMP)
 
 run: install
 	$(PY) -m storemon_pipeline.serving.serve
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest
 
 # Needs the public dataset beside the repo (../shared/data/loop); see benchmarks/__main__.py.
@@ -28,4 +41,9 @@ sample: install
 	$(PY) -m storemon_pipeline.core.sample --stores 300 --days 9 --seed 1 --out data/sample
 
 clean:
+	@echo "make clean: removing .storemon/ (the local warehouse, Dagster instance, reports and logs)"
 	rm -rf .storemon
+
+distclean: clean
+	@echo "make distclean: also removing $(VENV)/ (the installed packages) and the generated benchmark data"
+	rm -rf $(VENV) benchmarks/data

@@ -22,10 +22,12 @@ setup(
         # The REST API; both already come with dagster-webserver.
         "starlette",
         "uvicorn",
+        # The REST API's OpenAPI document is generated from its routes' YAML docstrings.
+        "PyYAML",
     ],
     extras_require={
         # pgserver: a real PostgreSQL server from pip, for the Postgres-mode tests.
-        "test": ["pytest>=9,<10", "hypothesis>=6.100,<7", "requests>=2.31", "pgserver==0.1.4"],
+        "test": ["pytest>=9,<10", "hypothesis>=6.100,<7", "requests>=2.31", "pgserver==0.1.4", "ruff==0.17.6"],
     },
     entry_points={"console_scripts": ["storemon=storemon_pipeline.serving.cli:main"]},
 )

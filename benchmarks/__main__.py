@@ -62,11 +62,17 @@ def dataset(size: str, data_dir: Path) -> tuple[Path, dict]:
     if not counts_file.exists():
         if not (SHARED_DATA / "business_hours.csv.gz").exists():
             raise SystemExit(f"the benchmark needs the public dataset beside the repo: {SHARED_DATA} is missing")
-        from storemon_pipeline.core.sample import generate
-
         log(f"generating the {size} dataset into {folder} ...")
-        counts = generate(folder, days=DAYS, seed=SIZES[size], real_dir=SHARED_DATA, scale=SIZES[size])
-        counts_file.write_text(json.dumps(counts))
+        # In a child process: the steps are forked from this one, and must not start with its memory.
+        script = (
+            "import json, sys; from pathlib import Path; from storemon_pipeline.core.sample import generate; "
+            f"print(json.dumps(generate(Path(sys.argv[1]), days={DAYS}, seed={SIZES[size]}, "
+            f"real_dir=Path(sys.argv[2]), scale={SIZES[size]})))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(folder), str(SHARED_DATA)], capture_output=True, text=True, check=True
+        )
+        counts_file.write_text(done.stdout.strip().splitlines()[-1])
     counts = json.loads(counts_file.read_text())
     counts["poll_file_mb"] = round((folder / "store_status.csv.gz").stat().st_size / 2**20, 1)
     return folder, counts
@@ -76,7 +82,10 @@ def run_step(step: str, *args: str, env: dict | None = None) -> dict:
     log(f"{step} ...")
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.steps", step, *args],
-        cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
     if done.returncode != 0:
         raise SystemExit(f"step {step} failed:\n{done.stderr[-4000:]}")
@@ -109,7 +118,9 @@ class RunWorkerPeak:
             for proc in Path("/proc").iterdir():
                 try:
                     # The code server starts each run worker as a multiprocessing child.
-                    if proc.name.isdigit() and any(mark in (proc / "cmdline").read_bytes() for mark in RUN_WORKER_MARKS):
+                    if proc.name.isdigit() and any(
+                        mark in (proc / "cmdline").read_bytes() for mark in RUN_WORKER_MARKS
+                    ):
                         for line in (proc / "status").read_text().splitlines():
                             if line.startswith("VmHWM:"):
                                 self.peak_kb = max(self.peak_kb, int(line.split()[1]))
@@ -118,8 +129,8 @@ class RunWorkerPeak:
 
 
 def graphql_trigger_to_complete(source: Path, repeats: int) -> dict:
-    from storemon_pipeline.serving.report_runs import ReportRuns, ReportState
     from storemon_pipeline.serving.local_server import HOST, StoremonServer, free_port
+    from storemon_pipeline.serving.report_runs import ReportRuns, ReportState
 
     with tempfile.TemporaryDirectory(prefix="storemon-bench-") as home:
         server = StoremonServer(Settings(home=Path(home), source_dir=source), free_port(), free_port())
@@ -160,7 +171,9 @@ def concurrency(mode: str, repeats: int) -> dict:
     try:
         with tempfile.TemporaryDirectory(prefix="storemon-bench-") as root:
             warehouse = postgres.new_database() if postgres else "duckdb"
-            settings = Settings(home=Path(root) / "home", source_dir=copy_sample_sources(Path(root) / "sources"), warehouse=warehouse)
+            settings = Settings(
+                home=Path(root) / "home", source_dir=copy_sample_sources(Path(root) / "sources"), warehouse=warehouse
+            )
             server = StoremonServer(settings, free_port(), free_port())
             server.start()
             try:
@@ -171,7 +184,9 @@ def concurrency(mode: str, repeats: int) -> dict:
                 for _ in range(repeats):
                     ones.append(server.trigger_many(1)[0])
                     seconds, report_ids, responses = server.trigger_many(10)
-                    if {response.headers["X-Report-Status"] for response in responses} != {"Complete"} or len(set(report_ids)) != 10:
+                    if {response.headers["X-Report-Status"] for response in responses} != {"Complete"} or len(
+                        set(report_ids)
+                    ) != 10:
                         raise SystemExit(f"{mode}: not every one of ten reports completed")
                     tens.append(seconds)
             finally:
@@ -181,7 +196,13 @@ def concurrency(mode: str, repeats: int) -> dict:
             postgres.stop()
     one, ten = statistics.median(ones), statistics.median(tens)
     log(f"concurrency ({mode}): one {ones}, ten {tens}")
-    return {"one_trigger_seconds": one, "ten_triggers_seconds": ten, "ratio": ten / one, "all_one": ones, "all_ten": tens}
+    return {
+        "one_trigger_seconds": one,
+        "ten_triggers_seconds": ten,
+        "ratio": ten / one,
+        "all_one": ones,
+        "all_ten": tens,
+    }
 
 
 ANCIENT_STORE = "0-ancient-24x7"
@@ -258,7 +279,9 @@ ISSUE_FIGURES = {
 
 
 def _phases(figures: dict) -> str:
-    parts = ", ".join(f"{key.removesuffix('_seconds')} {value:.2f}" for key, value in figures.items() if key.endswith("_seconds"))
+    parts = ", ".join(
+        f"{key.removesuffix('_seconds')} {value:.2f}" for key, value in figures.items() if key.endswith("_seconds")
+    )
     return f"{figures[SECONDS]:.2f} s ({parts})"
 
 
@@ -272,7 +295,9 @@ def targets_table(results: dict) -> str:
     def row(name, before, seconds, rss, floor_seconds, target, ok):
         ratio = f"{seconds / floor_seconds:.2f}×" if floor_seconds else ""
         rss_text = f"{rss:,.0f} MB" if rss else ""
-        lines.append(f"| {name} | {before} | {seconds:.2f} s | {rss_text} | {ratio} | {target} | {'ok' if ok else 'MISSED'} |")
+        lines.append(
+            f"| {name} | {before} | {seconds:.2f} s | {rss_text} | {ratio} | {target} | {'ok' if ok else 'MISSED'} |"
+        )
 
     sizes = results.get("sizes", {})
     for size, data in sizes.items():
@@ -280,31 +305,86 @@ def targets_table(results: dict) -> str:
         floor = steps["floor"][SECONDS]
         cli = steps["cli"]
         if size == "1x":
-            row("`storemon report` end to end, 1x", ISSUE_FIGURES[(size, "cli")], cli[SECONDS], cli[RSS_MB], floor,
-                "≤ 2× floor", cli[SECONDS] <= 2 * floor)
+            row(
+                "`storemon report` end to end, 1x",
+                ISSUE_FIGURES[(size, "cli")],
+                cli[SECONDS],
+                cli[RSS_MB],
+                floor,
+                "≤ 2× floor",
+                cli[SECONDS] <= 2 * floor,
+            )
             report = steps["report"]
-            row("report computation (tables + CSV), 1x", ISSUE_FIGURES[(size, "report")], report[SECONDS], report[RSS_MB],
-                floor, "≤ 0.5 s", report[SECONDS] <= 0.5)
+            row(
+                "report computation (tables + CSV), 1x",
+                ISSUE_FIGURES[(size, "report")],
+                report[SECONDS],
+                report[RSS_MB],
+                floor,
+                "≤ 0.5 s",
+                report[SECONDS] <= 0.5,
+            )
             ancient = steps["report_ancient"]
-            row("the same with one 1970 poll beside it (retention off)", "out of memory", ancient[SECONDS], ancient[RSS_MB],
-                floor, "≤ the same without it (±15 %)",
-                ancient[SECONDS] <= 1.15 * report[SECONDS] and ancient[RSS_MB] <= 1.15 * report[RSS_MB])
+            row(
+                "the same with one 1970 poll beside it (retention off)",
+                "out of memory",
+                ancient[SECONDS],
+                ancient[RSS_MB],
+                floor,
+                "≤ the same without it (±15 %)",
+                ancient[SECONDS] <= 1.15 * report[SECONDS] and ancient[RSS_MB] <= 1.15 * report[RSS_MB],
+            )
             ingest = steps["ingest"]
-            row("ingestion of the poll file into an empty home, 1x", ISSUE_FIGURES[(size, "ingest")], ingest[SECONDS],
-                ingest[RSS_MB], floor, "≤ 1.5 s", ingest[SECONDS] <= 1.5)
+            row(
+                "ingestion of the poll file into an empty home, 1x",
+                ISSUE_FIGURES[(size, "ingest")],
+                ingest[SECONDS],
+                ingest[RSS_MB],
+                floor,
+                "≤ 1.5 s",
+                ingest[SECONDS] <= 1.5,
+            )
             pg = steps["cli_postgres"]
-            row("`storemon report`, Postgres warehouse, 1x", "(new)", pg[SECONDS], pg[RSS_MB], floor,
-                f"≤ 1.5× embedded ({1.5 * cli[SECONDS]:.2f} s)", pg[SECONDS] <= 1.5 * cli[SECONDS])
+            row(
+                "`storemon report`, Postgres warehouse, 1x",
+                "(new)",
+                pg[SECONDS],
+                pg[RSS_MB],
+                floor,
+                f"≤ 1.5× embedded ({1.5 * cli[SECONDS]:.2f} s)",
+                pg[SECONDS] <= 1.5 * cli[SECONDS],
+            )
         if size == "10x":
             report, ingest = steps["report"], steps["ingest"]
-            row("report computation, 10x", ISSUE_FIGURES[(size, "report")], report[SECONDS], report[RSS_MB], floor,
-                "≤ 4 s, ≤ 2 GB", report[SECONDS] <= 4 and report[RSS_MB] <= 2048)
-            row("ingestion, 10x", ISSUE_FIGURES[(size, "ingest")], ingest[SECONDS], ingest[RSS_MB], floor,
-                "≤ 15 s, ≤ 3 GB", ingest[SECONDS] <= 15 and ingest[RSS_MB] <= 3072)
+            row(
+                "report computation, 10x",
+                ISSUE_FIGURES[(size, "report")],
+                report[SECONDS],
+                report[RSS_MB],
+                floor,
+                "≤ 4 s, ≤ 2 GB",
+                report[SECONDS] <= 4 and report[RSS_MB] <= 2048,
+            )
+            row(
+                "ingestion, 10x",
+                ISSUE_FIGURES[(size, "ingest")],
+                ingest[SECONDS],
+                ingest[RSS_MB],
+                floor,
+                "≤ 15 s, ≤ 3 GB",
+                ingest[SECONDS] <= 15 and ingest[RSS_MB] <= 3072,
+            )
             row("`storemon report` end to end, 10x", "", cli[SECONDS], cli[RSS_MB], floor, "(informs)", True)
     rest = results["concurrency"]["duckdb"]
-    row("trigger-to-Complete through REST, sample, median of 5", ISSUE_FIGURES[("sample", "rest")],
-        rest["one_trigger_seconds"], 0, 0, "≤ 2 s", rest["one_trigger_seconds"] <= 2)
+    row(
+        "trigger-to-Complete through REST, sample, median of 5",
+        ISSUE_FIGURES[("sample", "rest")],
+        rest["one_trigger_seconds"],
+        0,
+        0,
+        "≤ 2 s",
+        rest["one_trigger_seconds"] <= 2,
+    )
     floors = "; ".join(f"{size}: {_phases(data['steps']['floor'])}" for size, data in sizes.items())
     return "\n".join(lines) + (f"\n\nfloor script (benchmarks/floor.py), same session: {floors}" if floors else "")
 
@@ -343,12 +423,20 @@ def table(results: dict) -> str:
                 "; ".join(
                     f"{size}: {figures[size][SECONDS] / results['sizes'][size]['steps']['cli'][SECONDS]:,.0f}× "
                     f"`storemon report`'s time, max diff {figures[size]['max_difference_from_storemon']:.2f}"
-                    + (f", extrapolated from {figures[size]['stores_timed']} stores" if figures[size]["extrapolated"] else "")
+                    + (
+                        f", extrapolated from {figures[size]['stores_timed']} stores"
+                        if figures[size]["extrapolated"]
+                        else ""
+                    )
                     for size in sizes
                 )
             )
         else:
-            verdicts = [f"{size}: {verdict}" for size in sizes if figures[size] and (verdict := check(size, step, figures[size]))]
+            verdicts = [
+                f"{size}: {verdict}"
+                for size in sizes
+                if figures[size] and (verdict := check(size, step, figures[size]))
+            ]
             cells.append("; ".join(verdicts))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -361,7 +449,9 @@ def concurrency_table(figures: dict) -> str:
     ]
     for mode, row in figures.items():
         verdict = "ok" if row["ratio"] <= 4 else "MISSED"
-        lines.append(f"| {mode} | {row['one_trigger_seconds']:.2f} | {row['ten_triggers_seconds']:.2f} | {row['ratio']:.1f}× | ≤ 4× {verdict} |")
+        lines.append(
+            f"| {mode} | {row['one_trigger_seconds']:.2f} | {row['ten_triggers_seconds']:.2f} | {row['ratio']:.1f}× | ≤ 4× {verdict} |"
+        )
     return "\n".join(lines)
 
 
@@ -375,12 +465,19 @@ def main() -> None:
     args = parser.parse_args()
     results = {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip(),
-        "machine": {"cpus": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)},
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+        },
         "concurrency": {mode: concurrency(mode, args.repeats) for mode in ("duckdb", "postgres")},
     }
     if not args.only_concurrency:
-        results["sizes"] = {size: bench_size(size, args.data_dir, args.baseline_stores, args.repeats) for size in args.sizes}
+        results["sizes"] = {
+            size: bench_size(size, args.data_dir, args.baseline_stores, args.repeats) for size in args.sizes
+        }
     out = BENCH_DIR / "results" / f"bench-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

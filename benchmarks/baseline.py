@@ -17,7 +17,11 @@ import numpy as np
 import pandas as pd
 
 DEFAULT_TIMEZONE = "America/Chicago"
-WINDOWS = {"last_hour": (pd.Timedelta(hours=1), 60.0), "last_day": (pd.Timedelta(days=1), 3600.0), "last_week": (pd.Timedelta(days=7), 3600.0)}
+WINDOWS = {
+    "last_hour": (pd.Timedelta(hours=1), 60.0),
+    "last_day": (pd.Timedelta(days=1), 3600.0),
+    "last_week": (pd.Timedelta(days=7), 3600.0),
+}
 MIDNIGHT_ALIAS = time(23, 59, 59)
 FAR_PAST, FAR_FUTURE = pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01")
 
@@ -42,7 +46,9 @@ def _clock(text: str) -> time:
     return time.fromisoformat(text.strip())
 
 
-def business_hours_utc(store_hours: pd.DataFrame, zone: ZoneInfo, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+def business_hours_utc(
+    store_hours: pd.DataFrame, zone: ZoneInfo, first: pd.Timestamp, last: pd.Timestamp
+) -> pd.DataFrame:
     """The store's business hours as merged UTC [start, end) rows between two local dates."""
     if store_hours.empty:
         return pd.DataFrame({"start": [FAR_PAST], "end": [FAR_FUTURE]})  # open 24x7
@@ -52,7 +58,10 @@ def business_hours_utc(store_hours: pd.DataFrame, zone: ZoneInfo, first: pd.Time
             start, end = _clock(row.start_time_local), _clock(row.end_time_local)
             local_start = datetime.combine(day.date(), start)
             if start == end:
-                local_start, local_end = datetime.combine(day.date(), time()), datetime.combine(day.date() + timedelta(days=1), time())
+                local_start, local_end = (
+                    datetime.combine(day.date(), time()),
+                    datetime.combine(day.date() + timedelta(days=1), time()),
+                )
             elif end == MIDNIGHT_ALIAS:
                 local_end = datetime.combine(day.date() + timedelta(days=1), time())
             elif end < start:
@@ -70,7 +79,10 @@ def business_hours_utc(store_hours: pd.DataFrame, zone: ZoneInfo, first: pd.Time
 
 def overlap_seconds(intervals: pd.DataFrame, lo, hi) -> np.ndarray:
     """Seconds of the business intervals inside each [lo, hi) (arrays or scalars)."""
-    lo, hi = np.atleast_1d(np.asarray(lo, dtype="datetime64[us]")), np.atleast_1d(np.asarray(hi, dtype="datetime64[us]"))
+    lo, hi = (
+        np.atleast_1d(np.asarray(lo, dtype="datetime64[us]")),
+        np.atleast_1d(np.asarray(hi, dtype="datetime64[us]")),
+    )
     starts = intervals["start"].to_numpy(dtype="datetime64[us]")
     ends = intervals["end"].to_numpy(dtype="datetime64[us]")
     clipped = np.minimum(ends[None, :], hi[:, None]) - np.maximum(starts[None, :], lo[:, None])
@@ -92,7 +104,12 @@ def baseline_report(
         first = min(store_polls["timestamp_utc"].min(), as_of - pd.Timedelta(days=7)) - pd.Timedelta(days=2)
         intervals = business_hours_utc(hours[hours["store_id"] == store_id], zone, first, as_of + pd.Timedelta(days=2))
         # Evidence: polls inside business hours; same-instant conflicts count as inactive.
-        inside = overlap_seconds(intervals, store_polls["timestamp_utc"], store_polls["timestamp_utc"] + pd.Timedelta(microseconds=1)) > 0
+        inside = (
+            overlap_seconds(
+                intervals, store_polls["timestamp_utc"], store_polls["timestamp_utc"] + pd.Timedelta(microseconds=1)
+            )
+            > 0
+        )
         evidence = (
             store_polls[inside]
             .assign(active=lambda f: f["status"] == "active")
@@ -112,7 +129,12 @@ def baseline_report(
             business = overlap_seconds(intervals, lo, as_of.to_datetime64())[0] / unit
             up = 0.0
             if active.any():
-                up = overlap_seconds(intervals, np.maximum(cell_lo[active], lo), np.minimum(cell_hi[active], as_of.to_datetime64())).sum() / unit
+                up = (
+                    overlap_seconds(
+                        intervals, np.maximum(cell_lo[active], lo), np.minimum(cell_hi[active], as_of.to_datetime64())
+                    ).sum()
+                    / unit
+                )
             row[f"uptime_{name}"] = round(up, 2)
             row[f"downtime_{name}"] = round(round(business, 2) - round(up, 2), 2)
         rows.append(row)

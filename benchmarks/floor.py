@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 
@@ -69,7 +68,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     figures = floor_report(args.source.resolve(), args.out)
-    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from benchmarks.steps import vm_hwm_mb
+
+    figures["peak_rss_mb"] = vm_hwm_mb()
     print(json.dumps(figures))
 
 

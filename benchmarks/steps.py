@@ -24,7 +24,18 @@ import pandas as pd
 
 
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+    """This process's peak RSS (VmHWM, which starts afresh at exec; ru_maxrss would carry the
+    peak of the process it was forked from), or its children's largest (ru_maxrss, in KiB)."""
+    if who == resource.RUSAGE_SELF:
+        return vm_hwm_mb()
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def vm_hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def ingest(args: argparse.Namespace) -> dict:
@@ -64,7 +75,9 @@ def cli(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     warehouse = ["--warehouse", args.warehouse] if args.warehouse else []
     done = subprocess.run(
-        [str(storemon), "report", "--data-dir", args.source, "--out", args.out, *warehouse], capture_output=True, text=True
+        [str(storemon), "report", "--data-dir", args.source, "--out", args.out, *warehouse],
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - started
     if done.returncode not in (0, 2):

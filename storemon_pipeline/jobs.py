@@ -16,7 +16,7 @@ report_job = dg.define_asset_job(
     description=(
         "Compute the report from one pinned snapshot of the warehouse (the latest load, or "
         "`snapshot`): business hours in UTC, status intervals, and the per-store table written to "
-        "`reports/<run id>.csv`. The run id is the report_id. Optional run config under "
+        "`reports/{run_id}.csv`. The run id is the report_id. Optional run config under "
         "`ops.report.config`: `as_of` (UTC) and `snapshot` (a load id)."
     ),
 )

@@ -19,7 +19,9 @@ def to_utc(local: datetime, zone: ZoneInfo) -> datetime:
     return local.replace(tzinfo=zone, fold=0).astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def business_intervals(rows: list[tuple[int, time, time]], zone: ZoneInfo, first: date, last: date) -> list[tuple[datetime, datetime]]:
+def business_intervals(
+    rows: list[tuple[int, time, time]], zone: ZoneInfo, first: date, last: date
+) -> list[tuple[datetime, datetime]]:
     if not rows:
         return [(datetime.min + FAR, datetime.max - FAR)]  # open 24x7
     intervals = []
@@ -29,7 +31,10 @@ def business_intervals(rows: list[tuple[int, time, time]], zone: ZoneInfo, first
             if day.weekday() != weekday:
                 continue
             if start == end:
-                local_start, local_end = datetime.combine(day, time()), datetime.combine(day + timedelta(days=1), time())
+                local_start, local_end = (
+                    datetime.combine(day, time()),
+                    datetime.combine(day + timedelta(days=1), time()),
+                )
             elif end == time(23, 59, 59):
                 local_start, local_end = datetime.combine(day, start), datetime.combine(day + timedelta(days=1), time())
             elif end < start:

@@ -46,7 +46,9 @@ time.sleep(float(sys.argv[3]))
 
 
 def hold(database: Path, mode: str, seconds: float) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(database), mode, str(seconds)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(database), mode, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout.readline().strip() == "holding"
     return holder
 
@@ -64,9 +66,7 @@ def test_a_report_waits_while_an_ingest_holds_the_file_then_reads_its_snapshot(l
     finally:
         holder.wait()
     assert waited >= 1 and len(frame) == 300 and snapshot.load_id == 1
-    assert messages == [
-        f"{loaded.database} is held by another process; waiting up to 60 s to open it read-only"
-    ]
+    assert messages == [f"{loaded.database} is held by another process; waiting up to 60 s to open it read-only"]
 
 
 def test_a_report_gives_up_after_the_lock_timeout_naming_the_file(loaded):
@@ -151,7 +151,7 @@ def test_a_damaged_database_file_is_named_within_seconds(loaded, damage):
     elif damage == "zeroed_header":
         data[:4096] = bytes(4096)
     else:  # the header survives; every data block after the two headers is garbage
-        data[3 * 4096:] = os.urandom(len(data) - 3 * 4096)
+        data[3 * 4096 :] = os.urandom(len(data) - 3 * 4096)
     database.write_bytes(bytes(data))
     started = time.monotonic()
     done = storemon_report("--home", str(loaded.home), timeout=60)
@@ -161,7 +161,9 @@ def test_a_damaged_database_file_is_named_within_seconds(loaded, damage):
     assert line.startswith(f"error: {database}")
     if damage != "random_bytes":
         assert "is not a DuckDB database" in line
-        assert storage_problems(loaded) == [f"{database}: is not a DuckDB database (damaged or a foreign file); move it away and ingest again"]
+        assert storage_problems(loaded) == [
+            f"{database}: is not a DuckDB database (damaged or a foreign file); move it away and ingest again"
+        ]
 
 
 # --- a full disk --------------------------------------------------------------------------
@@ -172,7 +174,9 @@ def small_disk(tmp_path):
     """A 16 MB tmpfs (mounting needs root; CI and this project's machines run as root)."""
     folder = tmp_path / "small"
     folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {done.stderr.strip()}")
     yield folder
@@ -216,7 +220,12 @@ def test_postgres_restarted_while_idle_the_next_report_works(postgres_server, po
     first = storemon_report("--data-dir", str(SAMPLE), "--warehouse", postgres_url)
     assert first.returncode == 0, first.stderr
     server = postgres_server.server
-    pg_ctl(["-w", "restart", "-m", "fast", "-l", str(server.log)], pgdata=server.pgdata, user=server.system_user, timeout=30)
+    pg_ctl(
+        ["-w", "restart", "-m", "fast", "-l", str(server.log)],
+        pgdata=server.pgdata,
+        user=server.system_user,
+        timeout=30,
+    )
     again = storemon_report("--warehouse", postgres_url)
     assert again.returncode == 0, again.stderr
     assert again.stdout == first.stdout

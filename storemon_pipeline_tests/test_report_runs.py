@@ -6,13 +6,15 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storemon_pipeline.serving.api import OPENAPI, create_app
-from storemon_pipeline.serving.report_runs import InvalidReportId, ReportRuns, parse_report_id
+from storemon_pipeline.core.settings import report_path
+from storemon_pipeline.serving.api import public
+from storemon_pipeline.serving.report_runs import InvalidReportId, parse_report_id
 
 
 @given(st.uuids())
@@ -30,20 +32,45 @@ def test_anything_else_is_refused(text):
         parse_report_id(text)
 
 
-@given(st.text())
+# Texts near real ids (a run id with something around it) besides any text: most are refused,
+# some are accepted, and what is accepted must stay a file name inside the reports folder.
+_NEAR_IDS = st.builds(
+    lambda run_id, upper, before, after: before + (str(run_id).upper() if upper else str(run_id)) + after,
+    st.uuids(),
+    st.booleans(),
+    st.sampled_from(["", " ", "\n", "../", "/", "x", "%2e%2e/"]),
+    st.sampled_from(["", " ", "\t", "/..", ".csv", "/../../etc/passwd", "\x00"]),
+)
+
+
+@given(st.one_of(_NEAR_IDS, st.text()))
 def test_no_accepted_id_can_leave_the_reports_folder(text):
+    folder = Path("/srv/reports")
     try:
         report_id = parse_report_id(text)
     except InvalidReportId:
         return
-    assert set(report_id) <= set("0123456789abcdef-")
+    assert str(uuid.UUID(report_id)) == report_id  # exactly a canonical run id
+    path = report_path(folder, report_id)
+    assert path.parent == folder and os.path.normpath(path) == str(path)
 
 
-def test_the_openapi_description_covers_exactly_the_two_endpoints(tmp_path):
-    app = create_app(ReportRuns("127.0.0.1", 1, tmp_path))
-    documented = {(path, method.upper()) for path, operations in OPENAPI["paths"].items() for method in operations}
-    served = {(route.path, method) for route in app.routes for method in route.methods if method != "HEAD"}
-    assert documented == served - {("/health", "GET"), ("/openapi.json", "GET")}
+def test_accepted_ids_are_exactly_the_run_ids_with_space_or_case_around_them():
+    run_id = str(uuid.uuid4())
+    assert [parse_report_id(text) for text in (run_id, run_id.upper(), f" {run_id}\n")] == [run_id] * 3
+    for text in (f"../{run_id}", f"{run_id}/..", f"{run_id}.csv", f"/{run_id}", run_id + "\x00"):
+        with pytest.raises(InvalidReportId):
+            parse_report_id(text)
+
+
+def test_errors_shown_to_clients_name_no_server_path():
+    message = (
+        "store_report: ReportError: no polls have been ingested: /srv/storemon/home/storemon.duckdb does not exist yet"
+    )
+    assert (
+        public(message) == "store_report: ReportError: no polls have been ingested: storemon.duckdb does not exist yet"
+    )
+    assert public("see http://127.0.0.1:3000/graphql") == "see http://127.0.0.1:3000/graphql"
 
 
 WRITER = """

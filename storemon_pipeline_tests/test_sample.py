@@ -26,11 +26,28 @@ def test_generated_sample_ingests_cleanly_and_covers_the_hard_cases(tmp_path):
     assert stores_with_polls == 120
     assert value("SELECT count(DISTINCT store_id) FROM {wh}.raw_store_timezones") < stores_with_polls  # some fall back
     assert value("SELECT count(DISTINCT store_id) FROM {wh}.raw_business_hours") < stores_with_polls  # some 24x7
-    assert value("SELECT count(*) FROM {wh}.raw_business_hours WHERE end_time_local < start_time_local") > 0  # past midnight
+    assert (
+        value("SELECT count(*) FROM {wh}.raw_business_hours WHERE end_time_local < start_time_local") > 0
+    )  # past midnight
     assert value("SELECT count(*) FROM {wh}.raw_business_hours WHERE end_time_local = '23:59:59'") > 0
-    assert value("SELECT count(*) FROM (SELECT 1 FROM {wh}.raw_business_hours GROUP BY store_id, day_of_week HAVING count(*) > 1)") > 0
-    assert value("SELECT count(*) FROM (SELECT store_id FROM {wh}.raw_business_hours GROUP BY store_id HAVING count(DISTINCT day_of_week) < 7)") > 0
-    assert value("SELECT count(DISTINCT timezone_str) FILTER (WHERE timezone_str NOT LIKE 'America/%') FROM {wh}.raw_store_timezones") > 0
+    assert (
+        value(
+            "SELECT count(*) FROM (SELECT 1 FROM {wh}.raw_business_hours GROUP BY store_id, day_of_week HAVING count(*) > 1)"
+        )
+        > 0
+    )
+    assert (
+        value(
+            "SELECT count(*) FROM (SELECT store_id FROM {wh}.raw_business_hours GROUP BY store_id HAVING count(DISTINCT day_of_week) < 7)"
+        )
+        > 0
+    )
+    assert (
+        value(
+            "SELECT count(DISTINCT timezone_str) FILTER (WHERE timezone_str NOT LIKE 'America/%') FROM {wh}.raw_store_timezones"
+        )
+        > 0
+    )
     assert value("SELECT count(*) FROM {wh}.raw_store_polls WHERE status = 'inactive'") > 0
     first, last = table(settings, "SELECT min(timestamp_utc), max(timestamp_utc) FROM {wh}.raw_store_polls")[0]
     assert first < pd.Timestamp("2023-03-12 08:00") < last  # US spring-forward inside the data

@@ -10,11 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 
 from storemon_pipeline.core import report
 from storemon_pipeline.core.settings import Settings, report_path, report_record_path
@@ -60,6 +61,52 @@ def test_make_run_prints_where_everything_is(server):
     assert f"http://127.0.0.1:{server.dagster_port}" in server.output
     assert f"http://127.0.0.1:{server.api_port}" in server.output
     assert "ingest_job SUCCESS" in server.output
+    # ... and, once the sensor's report is done, its id and where to get it.
+    deadline = time.monotonic() + 180
+    while (found := re.search(r"storemon: first report (\S+): (\S+)", server.output)) is None:
+        assert time.monotonic() < deadline, server.output
+        time.sleep(1)
+    report_id, url = found.groups()
+    assert url == f"http://127.0.0.1:{server.api_port}/get_report?report_id={report_id}"
+    response = requests.get(url, timeout=60)
+    assert response.headers["X-Report-Status"] == "Complete" and response.text.startswith("store_id,")
+
+
+def test_make_run_on_busy_ports_says_which_and_starts_nothing(server, tmp_path):
+    home = tmp_path / "second-home"
+    env = {
+        **os.environ,
+        "STOREMON_HOME": str(home),
+        "STOREMON_DAGSTER_PORT": str(server.dagster_port),
+        "STOREMON_API_PORT": str(server.api_port),
+        "STOREMON_SOURCE_DIR": str(server.paths.source_dir),
+    }
+    before = len(server.runs({}))
+    done = subprocess.run(
+        [sys.executable, "-m", "storemon_pipeline.serving.serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"storemon: port {server.dagster_port} on 127.0.0.1 is in use (Address already in use); set STOREMON_DAGSTER_PORT to a free port",
+        f"storemon: port {server.api_port} on 127.0.0.1 is in use (Address already in use); set STOREMON_API_PORT to a free port",
+    ]
+    assert not home.exists() and len(server.runs({})) == before  # nothing written, nothing submitted
+
+
+def test_rest_as_of_body_and_the_report_list(server, tmp_path):
+    as_of = "2023-03-12 09:30:00"
+    response = requests.post(f"{server.api}/trigger_report", json={"as_of": as_of}, timeout=60)
+    assert response.status_code == 200, response.text
+    report_id = response.json()["report_id"]
+    assert server.wait_for_report(report_id).text == storemon_report(server, tmp_path, "--as-of", as_of)
+    listed = requests.get(f"{server.api}/reports", timeout=60).json()["reports"]
+    assert listed[0]["report_id"] == report_id  # newest first
+    assert (listed[0]["status"], listed[0]["as_of"], listed[0]["row_count"]) == ("Complete", as_of, 300)
+    created = [entry["created"] for entry in listed]
+    assert created == sorted(created, reverse=True)
+    latest = requests.get(f"{server.api}/reports/latest", timeout=60, allow_redirects=False)
+    assert latest.status_code == 307 and latest.headers["location"] == f"/get_report?report_id={report_id}"
+    assert requests.get(f"{server.api}/reports/latest", timeout=60).text == server.get_report(report_id).text
 
 
 def test_rest_report_equals_the_storemon_report_command(server, tmp_path):
@@ -93,9 +140,14 @@ def warehouse_held(server: StoremonServer):
     """Hold the warehouse the way a long ingest commit would: a report run then waits."""
     if server.paths.warehouse == "duckdb":
         holder = subprocess.Popen(
-            [sys.executable, "-c", "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(600)",
-             str(server.paths.database)],
-            stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(600)",
+                str(server.paths.database),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert holder.stdout.readline().strip() == "held"
         try:
@@ -124,7 +176,10 @@ def test_get_report_prints_running_until_the_run_is_done(server):
         assert (running.returncode, running.stdout.strip()) == (3, "Running")
         rest = server.get_report(report_id)
         assert rest.status_code == 200
-        assert rest.json() == {"report_id": report_id, "status": "Running", "run_status": rest.json()["run_status"]}
+        body = rest.json()
+        assert (body["report_id"], body["status"]) == (report_id, "Running")
+        assert body["run_status"] in {"QUEUED", "NOT_STARTED", "STARTING", "STARTED"}
+        assert set(body) == {"report_id", "status", "run_status"} and rest.headers["X-Report-Status"] == "Running"
     # Released: the waiting report reads its snapshot and completes.
     assert server.wait_for_report(report_id).headers["X-Report-Status"] == "Complete"
 
@@ -143,8 +198,10 @@ def test_ten_triggers_at_once_all_complete_each_computing_its_own_report(server)
     records = [report.ReportRecord.read(report_record_path(server.paths.reports_dir, rid)) for rid in report_ids]
     assert sorted(record.report_id for record in records) == sorted(report_ids)
     # The ratio is a benchmark figure (make bench), not an assertion: this machine is noisy.
-    print(f"\n[{server.paths.warehouse.split(':')[0]}] one trigger {one_seconds:.1f} s; ten at once {ten_seconds:.1f} s "
-          f"= {ten_seconds / one_seconds:.1f}x")
+    print(
+        f"\n[{server.paths.warehouse.split(':')[0]}] one trigger {one_seconds:.1f} s; ten at once {ten_seconds:.1f} s "
+        f"= {ten_seconds / one_seconds:.1f}x"
+    )
 
 
 def test_an_ingest_racing_a_report_both_succeed(server):
@@ -173,7 +230,10 @@ def test_health_and_openapi(server):
     import requests
 
     assert requests.get(f"{server.api}/health", timeout=30).json()["status"] == "ok"
-    assert set(requests.get(f"{server.api}/openapi.json", timeout=30).json()["paths"]) == {"/trigger_report", "/get_report"}
+    assert set(requests.get(f"{server.api}/openapi.json", timeout=30).json()["paths"]) == {
+        "/trigger_report",
+        "/get_report",
+    }
 
 
 def test_a_failed_run_reports_failed_with_the_error(server):
@@ -189,7 +249,10 @@ def test_a_failed_run_reports_failed_with_the_error(server):
     assert not list(server.paths.reports_dir.glob(f"*{report_id}*"))
     # A worker killed after writing its files, before Dagster recorded success, leaves a
     # Failed run beside files: the lookup removes them, so the folder and the status agree.
-    for path in (report_path(server.paths.reports_dir, report_id), report_record_path(server.paths.reports_dir, report_id)):
+    for path in (
+        report_path(server.paths.reports_dir, report_id),
+        report_record_path(server.paths.reports_dir, report_id),
+    ):
         path.write_text("left by a killed worker")
     assert server.get_report(report_id).json()["status"] == "Failed"
     assert not list(server.paths.reports_dir.glob(f"*{report_id}*"))
@@ -200,7 +263,9 @@ def test_a_cancelled_run_is_failed_and_leaves_no_report(server):
     client = server.graphql()
     with warehouse_held(server):  # the run waits for its snapshot until it is cancelled
         report_id = server.trigger_rest()
+        deadline = time.monotonic() + 120
         while client.get_run_status(report_id).value not in {"STARTED", "SUCCESS"}:
+            assert time.monotonic() < deadline, "the report run never started"
             time.sleep(0.05)
         client.terminate_run(report_id)
         assert server.wait_for_report(report_id).headers["X-Report-Status"] == "Failed"  # from CANCELING on
@@ -244,8 +309,12 @@ def test_any_graphql_client_launches_a_report_with_the_readme_request(server):
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     body = readme.split("-H 'Content-Type: application/json' -d '", 1)[1].split("'\n```", 1)[0]
-    response = requests.post(f"http://127.0.0.1:{server.dagster_port}/graphql", data=body,
-                             headers={"Content-Type": "application/json"}, timeout=60)
+    response = requests.post(
+        f"http://127.0.0.1:{server.dagster_port}/graphql",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
     launched = response.json()["data"]["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     report_id = launched["run"]["runId"]
@@ -281,7 +350,10 @@ def test_a_killed_ingest_worker_is_failed_by_run_monitoring_and_frees_its_slot(s
     # Enough new polls that the ingest is still running when its worker is killed.
     store = _a_store(server)
     with open(server.paths.source_dir / "store_status.csv", "a") as polls:
-        polls.writelines(f"{store},active,2023-03-16 {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.{i // 86400:06d} UTC\n" for i in range(1_500_000))
+        polls.writelines(
+            f"{store},active,2023-03-16 {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.{i // 86400:06d} UTC\n"
+            for i in range(1_500_000)
+        )
     client = server.graphql()
     killed = client.submit_job_execution("ingest_job")
     os.kill(worker_pid(server, killed), signal.SIGKILL)
@@ -337,7 +409,10 @@ def test_health_names_a_damaged_warehouse_file(server):
         database.write_bytes(bytes(4096) + kept[4096:])
         health = requests.get(f"{server.api}/health", timeout=30)
         assert health.status_code == 503
-        assert health.json()["storage"] == f"{database}: is not a DuckDB database (damaged or a foreign file); move it away and ingest again"
+        assert (
+            health.json()["storage"]
+            == f"{database}: is not a DuckDB database (damaged or a foreign file); move it away and ingest again"
+        )
     finally:
         database.write_bytes(kept)
     assert requests.get(f"{server.api}/health", timeout=30).status_code == 200

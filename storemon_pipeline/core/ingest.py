@@ -56,6 +56,7 @@ class IngestResult:
     mode: str = "full"  # "full" or "incremental"
     total_rows: int = 0
     first_rejections: list[tuple[int, str]] = field(default_factory=list)  # (line, reason), in line order
+    warnings: list[str] = field(default_factory=list)  # what a user should know though nothing failed
     error: str | None = None  # the whole file could not be used; the source kept its data
 
     def summary(self) -> str:
@@ -104,18 +105,38 @@ class LoadOutcome:
         return [result.error for result in self.results.values() if result.error]
 
 
-def stage(source_dir: Path, progress_seen: SourceProgress | None, progress: Progress = log.info) -> StagedLoad:
+def source_files(
+    spec: sources.SourceSpec, source_dir: Path, explicit: dict[str, tuple[Path, ...]] | None
+) -> list[Path]:
+    """The files of one source: the explicit ones if given (any names), else the one file in
+    ``source_dir`` with one of the known names."""
+    given = (explicit or {}).get(spec.name)
+    if given:
+        return [sources.usable_file(Path(path)) for path in given]
+    return [sources.find_source_file(spec, Path(source_dir))]
+
+
+def stage(
+    source_dir: Path,
+    progress_seen: SourceProgress | None,
+    progress: Progress = log.info,
+    files: dict[str, tuple[Path, ...]] | None = None,
+) -> StagedLoad:
     conn = configure(duckdb.connect())
     conn.execute(STAGE_SQL)
     results = {}
     progress_after = None
     try:
-        results[POLLS], progress_after = _stage_polls(conn, Path(source_dir), progress_seen, progress)
+        poll_files = source_files(sources.STORE_STATUS, source_dir, files)
+        results[POLLS], progress_after = _stage_polls(conn, poll_files, progress_seen, progress)
     except sources.SourceError as error:
         results[POLLS] = IngestResult(source=POLLS, error=str(error))
     for spec, stage_source in ((sources.BUSINESS_HOURS, _stage_hours), (sources.TIMEZONES, _stage_zones)):
         try:
-            results[spec.name] = stage_source(conn, Path(source_dir))
+            paths = source_files(spec, source_dir, files)
+            if len(paths) != 1:
+                raise sources.SourceError(f"one {spec.name} file is needed; {len(paths)} were given")
+            results[spec.name] = stage_source(conn, paths[0])
         except sources.SourceError as error:
             results[spec.name] = IngestResult(source=spec.name, error=str(error))
     return StagedLoad(conn=conn, results=results, progress_seen=progress_seen, progress_after=progress_after)
@@ -131,11 +152,15 @@ def _read_and_check(
     result = IngestResult(
         source=spec.name, source_file=str(path), rows_read=checked.rows_read, rows_rejected=checked.rows_rejected
     )
+    if lines.damage:
+        result.warnings.append(lines.damage)
     return result, lines
 
 
 def _no_data_rows(path: Path, spec: sources.SourceSpec) -> sources.SourceError:
-    return sources.SourceError(f"{path}: the file has a header but no data rows; expected columns {spec.expected_columns}")
+    return sources.SourceError(
+        f"{path}: the file has a header but no data rows; expected columns {spec.expected_columns}"
+    )
 
 
 def _first_rejections(conn, result: IngestResult) -> None:
@@ -158,25 +183,34 @@ def _resume_point(path: Path, header: sources.Header, seen: SourceProgress | Non
 
 
 def _stage_polls(
-    conn, source_dir: Path, seen: SourceProgress | None, progress: Progress
-) -> tuple[IngestResult, SourceProgress]:
+    conn, paths: list[Path], seen: SourceProgress | None, progress: Progress
+) -> tuple[IngestResult, SourceProgress | None]:
+    """One or more poll files (e.g. a dataset split in parts). Only a single plain file is
+    read incrementally; several are read whole each time (still adding only new keys)."""
     spec = sources.STORE_STATUS
-    path = sources.find_source_file(spec, source_dir)
-    header = sources.read_header(path, spec)
-    start_offset, first_line, mode = _resume_point(path, header, seen)
-    result, lines = _read_and_check(conn, spec, path, header, start_offset, first_line, "valid_polls")
-    result.mode = mode
-    if mode == "full" and result.rows_read == 0:
-        raise _no_data_rows(path, spec)
-    conn.execute(
-        "INSERT INTO staged_polls SELECT store_id, parsed_timestamp, lower(status), line_number FROM valid_polls"
-    )
-    validation.drop_checked(conn, "valid_polls")
-    progress(f"{path.name}: read up to line {lines.next_line - 1:,} ({result.rows_read:,} rows, {mode})")
+    result = IngestResult(source=POLLS, source_file=", ".join(str(path) for path in paths), mode="full")
+    after = None
+    for path in paths:
+        header = sources.read_header(path, spec)
+        start_offset, first_line, mode = _resume_point(path, header, seen if len(paths) == 1 else None)
+        part, lines = _read_and_check(conn, spec, path, header, start_offset, first_line, "valid_polls")
+        if mode == "full" and part.rows_read == 0:
+            raise _no_data_rows(path, spec)
+        conn.execute(
+            "INSERT INTO staged_polls SELECT store_id, parsed_timestamp, lower(status), line_number FROM valid_polls"
+        )
+        validation.drop_checked(conn, "valid_polls")
+        result.mode = mode
+        result.rows_read += part.rows_read
+        result.rows_rejected += part.rows_rejected
+        result.warnings += part.warnings
+        progress(f"{path.name}: read up to line {lines.next_line - 1:,} ({part.rows_read:,} rows, {mode})")
+        if len(paths) == 1:
+            fingerprint = "" if sources.is_gzip(path) else sources.fingerprint(path, lines.end_offset)
+            after = SourceProgress(str(path), lines.end_offset, lines.next_line, fingerprint)
     merge_staged_polls(conn, result)
     _first_rejections(conn, result)
-    fingerprint = "" if sources.is_gzip(path) else sources.fingerprint(path, lines.end_offset)
-    return result, SourceProgress(str(path), lines.end_offset, lines.next_line, fingerprint)
+    return result, after
 
 
 def merge_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
@@ -210,8 +244,7 @@ def merge_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) ->
 # warehouse keeps the versions (which load added and which retired each row).
 
 
-def _read_whole(conn, spec: sources.SourceSpec, source_dir: Path, valid: str) -> IngestResult:
-    path = sources.find_source_file(spec, source_dir)
+def _read_whole(conn, spec: sources.SourceSpec, path: Path, valid: str) -> IngestResult:
     header = sources.read_header(path, spec)
     result, _ = _read_and_check(conn, spec, path, header, header.data_offset, 2, valid)
     if result.rows_read == 0:
@@ -219,8 +252,8 @@ def _read_whole(conn, spec: sources.SourceSpec, source_dir: Path, valid: str) ->
     return result
 
 
-def _stage_hours(conn, source_dir: Path) -> IngestResult:
-    result = _read_whole(conn, sources.BUSINESS_HOURS, source_dir, "valid_hours")
+def _stage_hours(conn, path: Path) -> IngestResult:
+    result = _read_whole(conn, sources.BUSINESS_HOURS, path, "valid_hours")
     # Exact duplicates say nothing new: the hours of a day are a union.
     conn.execute(
         """
@@ -230,6 +263,20 @@ def _stage_hours(conn, source_dir: Path) -> IngestResult:
         """
     )
     valid_rows = fetch_value(conn, "SELECT count(*) FROM valid_hours")
+    # A store whose every hours row was rejected would silently count as open 24x7.
+    lost = [
+        row[0]
+        for row in conn.execute(
+            "SELECT DISTINCT store_id FROM checked_lines WHERE reason <> '' AND coalesce(store_id, '') <> '' "
+            "AND store_id NOT IN (SELECT store_id FROM valid_hours) ORDER BY 1"
+        ).fetchall()
+    ]
+    if lost:
+        shown = ", ".join(store[:40] for store in lost[:10]) + (", ..." if len(lost) > 10 else "")
+        result.warnings.append(
+            f"{len(lost):,} store(s) lost every business-hours row to rejection and count as open 24x7 "
+            f"until their rows are fixed: {shown}"
+        )
     validation.drop_checked(conn, "valid_hours")
     result.total_rows = fetch_value(conn, "SELECT count(*) FROM staged_hours")
     result.duplicate_rows = valid_rows - result.total_rows
@@ -257,8 +304,8 @@ ZONE_CONFLICTS_SQL = [
 ]
 
 
-def _stage_zones(conn, source_dir: Path) -> IngestResult:
-    result = _read_whole(conn, sources.TIMEZONES, source_dir, "valid_zones")
+def _stage_zones(conn, path: Path) -> IngestResult:
+    result = _read_whole(conn, sources.TIMEZONES, path, "valid_zones")
     for sql in ZONE_CONFLICTS_SQL:
         conn.execute(sql, {"source_file": result.source_file} if "$source_file" in sql else None)
     result.duplicate_rows, result.conflicting_rows = fetch_row(
@@ -274,9 +321,16 @@ def _stage_zones(conn, source_dir: Path) -> IngestResult:
     return result
 
 
-def ingest(warehouse, source_dir: Path, run_id: str | None = None, progress: Progress = log.info) -> LoadOutcome:
-    """Stage the three files and commit them as one load; returns its id and per-source results."""
-    staged = stage(source_dir, warehouse.read_progress(), progress)
+def ingest(
+    warehouse,
+    source_dir: Path,
+    run_id: str | None = None,
+    progress: Progress = log.info,
+    files: dict[str, tuple[Path, ...]] | None = None,
+) -> LoadOutcome:
+    """Stage the three sources and commit them as one load; returns its id and per-source
+    results. ``files`` names a source's files explicitly (source name -> paths)."""
+    staged = stage(source_dir, warehouse.read_progress(), progress, files)
     try:
         load_id = warehouse.commit_load(staged, run_id, progress)
     finally:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from storemon_pipeline.core.db import configure, fetch_value, hidden_temp_name, write_query
+from storemon_pipeline.core.db import configure, fetch_row, fetch_value, hidden_temp_name, write_query
+from storemon_pipeline.core.report_request import ReportError, parse_as_of, parse_snapshot  # noqa: F401 (the report's API)
 from storemon_pipeline.core.settings import report_path, report_record_path
 from storemon_pipeline.core.warehouse import Snapshot, Warehouse
 
@@ -35,38 +36,8 @@ REPORT_QUERY = f"SELECT {', '.join(REPORT_COLUMNS)} FROM store_report ORDER BY s
 SOURCE_TABLES = ("raw_store_polls", "raw_business_hours", "raw_store_timezones")
 
 
-class ReportError(Exception):
-    pass
-
-
 def run_sql(conn: duckdb.DuckDBPyConnection, name: str) -> None:
     conn.execute((SQL_DIR / f"{name}.sql").read_text())
-
-
-def parse_as_of(text: str | None) -> datetime | None:
-    """An explicit as_of: any ISO 8601 form or the dataset's '... UTC' form; naive means UTC."""
-    if text is None or not str(text).strip():
-        return None
-    value = str(text).strip().removesuffix(" UTC").removesuffix("Z")
-    try:
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        raise ReportError(f"as_of {text!r} is not a timestamp (e.g. 2023-01-25 18:00:00 UTC)") from None
-    if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None)
-    return stamp
-
-
-def parse_snapshot(value) -> int | None:
-    if value is None or str(value).strip() == "":
-        return None
-    try:
-        load_id = int(str(value).strip())
-    except ValueError:
-        raise ReportError(f"snapshot {value!r} is not a load id (a positive integer)") from None
-    if load_id < 1:
-        raise ReportError(f"snapshot {value!r} is not a load id (a positive integer)")
-    return load_id
 
 
 STEPS = ("localized_business_hours", "status_intervals", "store_report")
@@ -103,11 +74,97 @@ class ReportRecord:
         return cls(**json.loads(Path(path).read_text()))
 
 
+# How well the sources' ids match (on the report's stores): mangled ids (scientific
+# notation, spreadsheet rounding) show up as polled stores without hours or zone beside
+# hours and zone ids that match no polled store.
+COVERAGE_SQL = """
+SELECT
+    (SELECT count(*) FROM report_stores) AS polled_stores,
+    (SELECT count(*) FROM report_stores WHERE NOT has_hours) AS polled_stores_without_hours,
+    (SELECT count(*) FROM report_stores WHERE store_id NOT IN (SELECT store_id FROM raw_store_timezones)) AS polled_stores_without_zone,
+    (SELECT count(DISTINCT store_id) FROM raw_business_hours) AS hours_ids,
+    (SELECT count(DISTINCT store_id) FROM raw_business_hours
+     WHERE store_id NOT IN (SELECT store_id FROM report_stores)) AS hours_ids_matching_no_polled_store,
+    (SELECT count(*) FROM raw_store_timezones) AS zone_ids,
+    (SELECT count(*) FROM raw_store_timezones
+     WHERE store_id NOT IN (SELECT store_id FROM report_stores)) AS zone_ids_matching_no_polled_store
+"""
+# A source whose ids mostly match no polled store is probably a mangled copy.
+MISMATCH_SHARE = 0.10
+
+
+@dataclass(frozen=True)
+class Coverage:
+    polled_stores: int
+    polled_stores_without_hours: int
+    polled_stores_without_zone: int
+    hours_ids: int
+    hours_ids_matching_no_polled_store: int
+    zone_ids: int
+    zone_ids_matching_no_polled_store: int
+
+    def summary(self) -> str:
+        return (
+            f"{self.polled_stores_without_hours:,} of {self.polled_stores:,} polled stores have no business-hours rows "
+            f"(open 24x7), {self.polled_stores_without_zone:,} have no time zone (America/Chicago); "
+            f"{self.hours_ids_matching_no_polled_store:,} hours ids and {self.zone_ids_matching_no_polled_store:,} "
+            "zone ids match no polled store"
+        )
+
+    def warnings(self) -> list[str]:
+        found = []
+        for name, unmatched, total in (
+            ("business-hours", self.hours_ids_matching_no_polled_store, self.hours_ids),
+            ("time-zone", self.zone_ids_matching_no_polled_store, self.zone_ids),
+        ):
+            if total and unmatched >= MISMATCH_SHARE * total:
+                found.append(
+                    f"{unmatched:,} of {total:,} {name} store ids match no polled store: are the files from the "
+                    "same copy of the dataset? (spreadsheets turn long ids into scientific notation or round them)"
+                )
+        return found
+
+
+# The report's promises to its users, checked on each report (each query counts violations).
+REPORT_CHECKS_SQL = {
+    # Business time per window, independently from the merged business hours.
+    "uptime_plus_downtime_is_business_time": """
+        WITH params AS (SELECT as_of FROM report_as_of),
+        business AS (
+            SELECT store_key,
+                   sum(overlap_seconds(start_utc, end_utc, as_of - INTERVAL 1 HOUR, as_of)) / 60 AS hour,
+                   sum(overlap_seconds(start_utc, end_utc, as_of - INTERVAL 24 HOUR, as_of)) / 3600 AS day,
+                   sum(overlap_seconds(start_utc, end_utc, as_of - INTERVAL 168 HOUR, as_of)) / 3600 AS week
+            FROM localized_business_hours, params GROUP BY store_key
+        )
+        SELECT count(*) FROM store_report r JOIN report_stores s USING (store_id) LEFT JOIN business b USING (store_key)
+        WHERE abs(r.uptime_last_hour + r.downtime_last_hour - round(coalesce(b.hour, 0), 2)) > 0.011
+           OR abs(r.uptime_last_day + r.downtime_last_day - round(coalesce(b.day, 0), 2)) > 0.011
+           OR abs(r.uptime_last_week + r.downtime_last_week - round(coalesce(b.week, 0), 2)) > 0.011
+    """,
+    "one_row_per_polled_store": """
+        SELECT abs((SELECT count(*) FROM store_report) - (SELECT count(DISTINCT store_id) FROM raw_store_polls, report_as_of
+                                                          WHERE timestamp_utc <= report_as_of.as_of))
+             + (SELECT count(*) - count(DISTINCT store_id) FROM store_report)
+    """,
+    "no_negative_values": """
+        SELECT count(*) FROM store_report
+        WHERE least(uptime_last_hour, uptime_last_day, uptime_last_week,
+                    downtime_last_hour, downtime_last_day, downtime_last_week) < 0
+    """,
+    "values_within_their_window": """
+        SELECT count(*) FROM store_report
+        WHERE uptime_last_hour + downtime_last_hour > 60 OR uptime_last_day + downtime_last_day > 24
+           OR uptime_last_week + downtime_last_week > 168
+    """,
+}
+
+
 class ReportComputation:
     """One report run: a private in-memory DuckDB holding one snapshot and the derived tables.
 
-        with ReportComputation(warehouse, load_id, as_of) as run:
-            run.build("localized_business_hours"); ...; run.write_report(reports_dir, report_id)
+    with ReportComputation(warehouse, load_id, as_of) as run:
+        run.build("localized_business_hours"); ...; run.write_report(reports_dir, report_id)
     """
 
     STEPS = STEPS  # (the module's, for callers that hold a run)
@@ -136,6 +193,13 @@ class ReportComputation:
     def build_all(self) -> None:
         for step in self.STEPS:
             self.build(step)
+
+    def coverage(self) -> Coverage:
+        return Coverage(*fetch_row(self.conn, COVERAGE_SQL))
+
+    def check_report(self) -> dict[str, int]:
+        """Violations of each of REPORT_CHECKS_SQL (0: the promise holds)."""
+        return {name: int(fetch_value(self.conn, sql)) for name, sql in REPORT_CHECKS_SQL.items()}
 
     def value(self, sql: str, params=None):
         return fetch_value(self.conn, sql, params)

@@ -225,7 +225,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     counts = generate(
-        args.out, stores=args.stores, days=args.days, seed=args.seed, end=pd.Timestamp(args.end), real_dir=args.real_dir,
+        args.out,
+        stores=args.stores,
+        days=args.days,
+        seed=args.seed,
+        end=pd.Timestamp(args.end),
+        real_dir=args.real_dir,
         scale=args.scale,
     )
     print(", ".join(f"{k}: {v:,}" for k, v in counts.items()), f"-> {args.out}")

@@ -4,11 +4,15 @@
 |---|---|---|
 | STOREMON_HOME | .storemon/ | local state: the embedded DuckDB file, the Dagster instance, reports, logs |
 | STOREMON_SOURCE_DIR | data/sample/ | the folder with the three source CSVs |
+| STOREMON_POLLS, STOREMON_HOURS, STOREMON_TIMEZONES | (the known names in the source folder) | explicit source files, any names; STOREMON_POLLS may list several, separated by `:` |
 | STOREMON_WAREHOUSE | duckdb | where the sources live: ``duckdb`` (the embedded file in the home) or a ``postgresql://`` URL |
 | STOREMON_REPORTS_DIR | $STOREMON_HOME/reports | report CSVs, their history rows, latest/ (a folder every machine sees) |
 | STOREMON_HOST | 127.0.0.1 | the address every service binds to and the CLI talks to |
 | STOREMON_DAGSTER_PORT | 3000 | the Dagster UI and GraphQL API |
 | STOREMON_API_PORT | 8000 | the REST API |
+| STOREMON_DEMO_FEED | 0 | 1: `make run` generates the sample up to this hour and appends the next hour's polls every interval |
+| STOREMON_DEMO_FEED_SECONDS | 3600 | the demo feed's interval |
+| STOREMON_ALLOWED_HOSTS | 127.0.0.1,localhost,::1 | Host names the REST API answers to (behind a proxy: its public name); comma-separated |
 | STOREMON_MAX_POLL_AGE_HOURS | 2 | the freshness check warns when the newest poll is older |
 | STOREMON_DUCKDB_MEMORY_LIMIT | DuckDB's (80% of RAM) | DuckDB's memory_limit, e.g. 2GB |
 | STOREMON_LOCK_TIMEOUT_SECONDS | 60 | how long a writer waits for readers of the DuckDB file (and a reader for a writer) |
@@ -49,11 +53,26 @@ class Settings:
     duckdb_memory_limit: str | None = None
     lock_timeout_seconds: float = 60.0
     retention_days: int = 35
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    demo_feed: bool = False
+    # Explicit source files (source name -> paths); a source not named is found in source_dir.
+    source_files: tuple[tuple[str, tuple[Path, ...]], ...] = ()
+    demo_feed_seconds: float = 3600.0
 
     @property
     def database(self) -> Path:
         """The embedded DuckDB file (used when ``warehouse`` is ``duckdb``)."""
         return self.home / "storemon.duckdb"
+
+    @property
+    def files(self) -> dict[str, tuple[Path, ...]]:
+        """Explicit source files by source name (``ingest(files=...)``)."""
+        return dict(self.source_files)
+
+    @property
+    def demo_sources(self) -> Path:
+        """Where the demo feed writes (STOREMON_DEMO_FEED=1 replaces the source folder)."""
+        return self.home / "demo-sources"
 
     @property
     def dagster_home(self) -> Path:
@@ -88,6 +107,16 @@ class Settings:
         return replace(self, **changes)
 
 
+def _number(env: Mapping[str, str], name: str, default, kind=int):
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a number (default {default})") from None
+
+
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     home = Path(env.get("STOREMON_HOME") or DEFAULT_HOME).resolve()
@@ -98,12 +127,26 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         warehouse=normalize_warehouse(env.get("STOREMON_WAREHOUSE")),
         reports_dir_override=Path(reports).resolve() if reports else None,
         host=env.get("STOREMON_HOST") or "127.0.0.1",
-        dagster_port=int(env.get("STOREMON_DAGSTER_PORT") or 3000),
-        api_port=int(env.get("STOREMON_API_PORT") or 8000),
-        max_poll_age_hours=float(env.get("STOREMON_MAX_POLL_AGE_HOURS") or 2),
+        dagster_port=_number(env, "STOREMON_DAGSTER_PORT", 3000),
+        api_port=_number(env, "STOREMON_API_PORT", 8000),
+        allowed_hosts=tuple(
+            h.strip() for h in (env.get("STOREMON_ALLOWED_HOSTS") or "127.0.0.1,localhost,::1").split(",") if h.strip()
+        ),
+        max_poll_age_hours=_number(env, "STOREMON_MAX_POLL_AGE_HOURS", 2.0, float),
         duckdb_memory_limit=env.get("STOREMON_DUCKDB_MEMORY_LIMIT") or None,
-        lock_timeout_seconds=float(env.get("STOREMON_LOCK_TIMEOUT_SECONDS") or 60),
-        retention_days=int(env.get("STOREMON_RETENTION_DAYS") or 35),
+        lock_timeout_seconds=_number(env, "STOREMON_LOCK_TIMEOUT_SECONDS", 60.0, float),
+        retention_days=_number(env, "STOREMON_RETENTION_DAYS", 35),
+        source_files=tuple(
+            (source, tuple(Path(part).resolve() for part in env[variable].split(os.pathsep) if part))
+            for source, variable in (
+                ("store_status", "STOREMON_POLLS"),
+                ("business_hours", "STOREMON_HOURS"),
+                ("timezones", "STOREMON_TIMEZONES"),
+            )
+            if env.get(variable)
+        ),
+        demo_feed=(env.get("STOREMON_DEMO_FEED") or "0").strip().lower() in ("1", "true", "yes"),
+        demo_feed_seconds=_number(env, "STOREMON_DEMO_FEED_SECONDS", 3600.0, float),
     )
 
 

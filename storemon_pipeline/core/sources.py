@@ -14,8 +14,11 @@ and a last line with no newline yet (a file still being written) is left for the
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import hashlib
+import os
+import stat
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -75,25 +78,44 @@ TIMEZONES = SourceSpec(
 def find_source_file(spec: SourceSpec, source_dir: Path) -> Path:
     source_dir = Path(source_dir)
     if not source_dir.is_dir():
-        raise SourceError(f"source folder {source_dir} does not exist")
+        raise SourceError(
+            f"source folder {source_dir} does not exist"
+            if not source_dir.exists()
+            else f"{source_dir}: is not a folder"
+        )
     patterns = [p.lower() for name in spec.file_names for p in (name, name + ".gz")]
-    matches = sorted(
-        path
-        for path in source_dir.iterdir()
-        if path.is_file() and any(Path(path.name.lower()).match(p) for p in patterns)
-    )
+    matches = sorted(path for path in source_dir.iterdir() if any(Path(path.name.lower()).match(p) for p in patterns))
     if not matches:
         raise SourceError(
-            f"no {spec.name} file in {source_dir}: expected one of "
-            + ", ".join(f"{n}[.gz]" for n in spec.file_names)
+            f"no {spec.name} file in {source_dir}: expected one of " + ", ".join(f"{n}[.gz]" for n in spec.file_names)
         )
     if len(matches) > 1:
         raise SourceError(
-            f"several {spec.name} files in {source_dir}: "
-            + ", ".join(m.name for m in matches)
-            + "; keep exactly one"
+            f"several {spec.name} files in {source_dir}: " + ", ".join(m.name for m in matches) + "; keep exactly one"
         )
-    return matches[0]
+    return usable_file(matches[0])
+
+
+def usable_file(path: Path) -> Path:
+    """``path`` if it is a readable file; otherwise a SourceError saying what it is instead."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise SourceError(f"{path}: is a symbolic link in a loop; it cannot be read") from None
+        if path.is_symlink():
+            raise SourceError(f"{path}: is a symbolic link that leads nowhere") from None
+        raise SourceError(f"{path}: cannot be read ({error.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise SourceError(f"{path}: is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise SourceError(f"{path}: is not a regular file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise SourceError(f"{path}: cannot be read ({error.strerror})") from None
+    return path
 
 
 def is_gzip(path: Path) -> bool:
@@ -162,6 +184,7 @@ class LinesRead:
     table: str  # line_number BIGINT, line VARCHAR (NULL: the line could not be read; see reason)
     end_offset: int  # byte offset just after the last complete line read (plain files)
     next_line: int  # the line number after it
+    damage: str | None = None  # a damaged gzip file: where reading stopped (the lines before it were read)
 
 
 _READ_ERRORS = {
@@ -171,13 +194,16 @@ _READ_ERRORS = {
 }
 
 
-def read_lines(conn: duckdb.DuckDBPyConnection, path: Path, header: Header, start_offset: int, first_line: int, table: str) -> LinesRead:
+def read_lines(
+    conn: duckdb.DuckDBPyConnection, path: Path, header: Header, start_offset: int, first_line: int, table: str
+) -> LinesRead:
     """Every line of ``path`` from ``start_offset`` (a line start; its number is ``first_line``)
     into ``table(line_number, line, unreadable)``: one row per line, blank lines included.
 
     gzip files are read whole. For a plain file the read stops after the last newline, so a
     line still being written is read by the next run.
     """
+    damage = None
     with tempfile.TemporaryDirectory(prefix="storemon-lines-") as scratch:
         try:
             if is_gzip(path):
@@ -191,7 +217,16 @@ def read_lines(conn: duckdb.DuckDBPyConnection, path: Path, header: Header, star
                     _copy_range(path, start_offset, end_offset, target)
             try:
                 _duckdb_lines(conn, target, skip, table)
-            except duckdb.InvalidInputException as error:
+            except duckdb.Error as error:
+                if is_gzip(path) and "invalid state" not in str(error):
+                    # A damaged or truncated gzip file: keep every complete line before the damage.
+                    salvaged = Path(scratch) / "salvaged.csv"
+                    lines_kept, problem = _salvage_gzip(path, salvaged)
+                    damage = (
+                        f"the gzip data is damaged after line {lines_kept:,} ({problem}); the lines before it were read"
+                    )
+                    _duckdb_lines(conn, salvaged, 1, table)
+                    return _finish(conn, table, first_line, 0, end_offset, damage)
                 if "invalid state" not in str(error):
                     raise
                 # DuckDB refuses a file that mixes line endings or holds a bare CR: read a
@@ -204,10 +239,40 @@ def read_lines(conn: duckdb.DuckDBPyConnection, path: Path, header: Header, star
         except (EOFError, OSError, zlib.error, duckdb.Error) as error:
             raise SourceError(f"{path}: {_read_problem(path, error)}") from None
     # Reported line numbers count from the first line of what DuckDB read.
-    base = 0 if skip else first_line - 1
+    return _finish(conn, table, first_line, 0 if skip else first_line - 1, end_offset, damage)
+
+
+def _finish(conn, table: str, first_line: int, base: int, end_offset: int, damage: str | None) -> LinesRead:
     _number_lines(conn, table, first_line, base)
     count = fetch_value(conn, f"SELECT count(*) FROM {table}")
-    return LinesRead(table=table, end_offset=end_offset, next_line=first_line + count)
+    return LinesRead(table=table, end_offset=end_offset, next_line=first_line + count, damage=damage)
+
+
+def _salvage_gzip(path: Path, target: Path) -> tuple[int, str]:
+    """Decompress ``path`` into ``target`` up to the damage, whole lines only; returns the
+    number of the last complete line and what was wrong."""
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    problem, tail, lines = "it ends early", b"", 0
+    with open(path, "rb") as source, open(target, "wb") as out:
+        try:
+            while chunk := source.read(1 << 20):
+                data = tail + inflater.decompress(chunk)
+                while inflater.unused_data:  # the next gzip member
+                    rest = inflater.unused_data
+                    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                    data += inflater.decompress(rest)
+                cut = data.rfind(b"\n") + 1
+                out.write(data[:cut])
+                lines += data.count(b"\n", 0, cut)
+                tail = data[cut:]
+            if inflater.eof and tail:
+                out.write(tail)  # a complete stream's last line needs no newline
+                lines += 1
+            elif inflater.eof:
+                problem = "no damage found"
+        except zlib.error as error:
+            problem = str(error)
+    return lines, problem
 
 
 def _read_problem(path: Path, error: BaseException) -> str:

@@ -46,7 +46,9 @@ STORE_ID_RULES = [
     Rule("store_id", "store_id = ''", "is empty"),
     Rule("store_id", f"length(store_id) > {SHOWN_CHARACTERS}", f"is longer than {SHOWN_CHARACTERS} characters"),
     # A spreadsheet would run such an id as a formula when someone opens a report.
-    Rule("store_id", "left(store_id, 1) IN ('=', '+', '-', '@')", "starts with =, +, - or @ (a formula in a spreadsheet)"),
+    Rule(
+        "store_id", "left(store_id, 1) IN ('=', '+', '-', '@')", "starts with =, +, - or @ (a formula in a spreadsheet)"
+    ),
     # Ids that differ only by an invisible character would look the same wherever shown.
     # (Other columns need no such rule: a control character fails their own.)
     Rule("store_id", "regexp_matches(store_id, '[\\x00-\\x1f\\x7f]')", "holds a control character"),
@@ -71,7 +73,9 @@ HOURS_RULES = [
 ]
 ZONE_RULES = [
     *STORE_ID_RULES,
-    Rule("timezone_str", "timezone_str NOT IN (SELECT name FROM valid_timezone_names)", "is not a known IANA time zone"),
+    Rule(
+        "timezone_str", "timezone_str NOT IN (SELECT name FROM valid_timezone_names)", "is not a known IANA time zone"
+    ),
 ]
 
 # Parsed columns each source's rules and staging use, from the trimmed text columns.
@@ -169,7 +173,9 @@ def check_lines(
     )
     kept = ", ".join([*header.columns, *PARSED[spec.name], "line_number"])
     conn.execute(f"CREATE OR REPLACE TEMP VIEW {valid} AS SELECT {kept} FROM checked_lines WHERE reason = ''")
-    rows_read, rows_rejected = fetch_row(conn, "SELECT count(*), count(*) FILTER (WHERE reason <> '') FROM checked_lines")
+    rows_read, rows_rejected = fetch_row(
+        conn, "SELECT count(*), count(*) FILTER (WHERE reason <> '') FROM checked_lines"
+    )
     return Checked(rows_read=rows_read, rows_rejected=rows_rejected)
 
 

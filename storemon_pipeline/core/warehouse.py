@@ -59,7 +59,9 @@ class Snapshot:
     as_of: datetime
 
 
-PROGRESS_SQL = "SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'"
+PROGRESS_SQL = (
+    "SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'"
+)
 
 
 def read_progress_with(run_query) -> SourceProgress | None:
@@ -137,7 +139,7 @@ def _versioned_load_sql(table: str, staged: str, key: list[str]) -> list[tuple[s
             f"{table}_added",
             f"""
             INSERT INTO {{wh}}.{table} ({columns}, added_load, retired_load)
-            SELECT {', '.join(f's.{c}' for c in key)}, {{load}}, NULL FROM {staged} s
+            SELECT {", ".join(f"s.{c}" for c in key)}, {{load}}, NULL FROM {staged} s
             WHERE NOT EXISTS (SELECT 1 FROM {{wh}}.{table} t WHERE t.retired_load IS NULL AND {same})
             """,
         ),
@@ -176,7 +178,10 @@ SNAPSHOT_SQL = {
 SNAPSHOT_COLUMNS = {
     "raw_store_polls": {"store_id": "VARCHAR", "timestamp_utc": "TIMESTAMP", "status": "VARCHAR"},
     "raw_business_hours": {
-        "store_id": "VARCHAR", "day_of_week": "TINYINT", "start_time_local": "TIME", "end_time_local": "TIME",
+        "store_id": "VARCHAR",
+        "day_of_week": "TINYINT",
+        "start_time_local": "TIME",
+        "end_time_local": "TIME",
     },
     "raw_store_timezones": {"store_id": "VARCHAR", "timezone_str": "VARCHAR"},
 }
@@ -248,7 +253,9 @@ class Warehouse:
 
     # Implemented by each backend:
     def commit_load(self, staged: StagedLoad, run_id: str | None, progress: Progress = log.info) -> int: ...
-    def load_snapshot(self, conn: duckdb.DuckDBPyConnection, load_id: int | None, as_of: datetime | None) -> Snapshot: ...
+    def load_snapshot(
+        self, conn: duckdb.DuckDBPyConnection, load_id: int | None, as_of: datetime | None
+    ) -> Snapshot: ...
     def query(self, sql: str) -> list[tuple]: ...
 
     # Shared:
@@ -297,7 +304,9 @@ class Warehouse:
         elif not run_query(f"SELECT 1 FROM {{wh}}.loads WHERE load_id = {int(load_id)}"):
             raise NothingIngested(f"snapshot {load_id} is not a load of {self.location} (the latest is {latest})")
         if as_of is None:
-            as_of = run_query(f"SELECT max(timestamp_utc) FROM {{wh}}.raw_store_polls WHERE load_id <= {int(load_id)}")[0][0]
+            as_of = run_query(f"SELECT max(timestamp_utc) FROM {{wh}}.raw_store_polls WHERE load_id <= {int(load_id)}")[
+                0
+            ][0]
             if as_of is None:
                 raise NothingIngested(f"no polls have been ingested into {self.location} up to load {load_id}")
         return Snapshot(load_id=int(load_id), as_of=as_of)
@@ -307,7 +316,9 @@ class Warehouse:
 
 
 def _is_lock_error(error: Exception) -> bool:
-    return "lock" in str(error).lower() and ("conflicting" in str(error).lower() or "could not set" in str(error).lower())
+    return "lock" in str(error).lower() and (
+        "conflicting" in str(error).lower() or "could not set" in str(error).lower()
+    )
 
 
 class DuckDBWarehouse(Warehouse):
@@ -377,8 +388,10 @@ class DuckDBWarehouse(Warehouse):
             conn.execute(f"INSERT INTO wh.schema_version VALUES ({SCHEMA_VERSION})")
 
     def _check_schema(self, conn) -> None:
-        tables = {row[0] for row in conn.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh'").fetchall()}
+        tables = {
+            row[0]
+            for row in conn.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh'").fetchall()
+        }
         if "raw_store_polls" in tables and "schema_version" not in tables:
             raise WarehouseError(
                 f"{self.path} was written by an older storemon (no load ids); remove it and ingest again"
@@ -389,7 +402,9 @@ class DuckDBWarehouse(Warehouse):
 
     def query(self, sql: str) -> list[tuple]:
         with configure(duckdb.connect()) as conn, self.attached(conn, read_only=True):
-            if not fetch_value(conn, "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' AND table_name = 'loads'"):
+            if not fetch_value(
+                conn, "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' AND table_name = 'loads'"
+            ):
                 raise NothingIngested(f"no polls have been ingested into {self.path}")
             return self._run(conn, sql)
 
@@ -400,7 +415,12 @@ class DuckDBWarehouse(Warehouse):
             conn.begin()
             try:
                 load_id = _commit(
-                    staged, run_id, bounds, lambda sql: self._run(conn, sql), read_progress_with(lambda sql: self._run(conn, sql)), self.retention_days
+                    staged,
+                    run_id,
+                    bounds,
+                    lambda sql: self._run(conn, sql),
+                    read_progress_with(lambda sql: self._run(conn, sql)),
+                    self.retention_days,
                 )
                 conn.commit()
             except BaseException:
@@ -427,20 +447,28 @@ def _snapshot_query(sql: str, snapshot: Snapshot) -> str:
 def _commit(staged: StagedLoad, run_id, bounds, run, progress_now: SourceProgress | None, retention_days: int) -> int:
     """The load's statements, inside the caller's transaction; returns the new load id."""
     if staged.loaded(POLLS) and progress_now != staged.progress_seen:
-        raise WarehouseError("another load of the poll file committed while this one was being read; run the ingest again")
+        raise WarehouseError(
+            "another load of the poll file committed while this one was being read; run the ingest again"
+        )
     load_id = run("SELECT coalesce(max(load_id), 0) + 1 FROM {wh}.loads")[0][0]
     now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
     counts = {}
     for name, sql in _load_statements(staged, bounds, retention_days):
         rows = run(sql.replace("{load}", str(load_id)))
         counts[name] = rows[0][0] if rows and rows[0] and rows[0][0] is not None else 0
-    run(REJECTIONS_LOAD_SQL.replace("{run_id}", sql_literal(run_id)).replace("{load}", str(load_id)).replace("{now}", sql_literal(now)))
+    run(
+        REJECTIONS_LOAD_SQL.replace("{run_id}", sql_literal(run_id))
+        .replace("{load}", str(load_id))
+        .replace("{now}", sql_literal(now))
+    )
     after = staged.progress_after
     if staged.loaded(POLLS) and after is not None:
         run("DELETE FROM {wh}.source_progress WHERE source = 'store_status'")
         run(
             "INSERT INTO {wh}.source_progress VALUES ('store_status', "
-            + ", ".join(sql_literal(v) for v in (after.path, after.byte_offset, after.next_line, after.fingerprint, now))
+            + ", ".join(
+                sql_literal(v) for v in (after.path, after.byte_offset, after.next_line, after.fingerprint, now)
+            )
             + ")"
         )
     _record_counts(staged, counts)
@@ -450,7 +478,11 @@ def _commit(staged: StagedLoad, run_id, bounds, run, progress_now: SourceProgres
         + ", ".join(
             sql_literal(v)
             for v in (
-                load_id, run_id, now, counts.get("polls_added", 0), counts.get("polls_inactivated", 0),
+                load_id,
+                run_id,
+                now,
+                counts.get("polls_added", 0),
+                counts.get("polls_inactivated", 0),
                 counts.get("raw_business_hours_added", 0) + counts.get("raw_business_hours_retired", 0),
                 counts.get("raw_store_timezones_added", 0) + counts.get("raw_store_timezones_retired", 0),
                 rejected,
@@ -473,7 +505,10 @@ def _commit(staged: StagedLoad, run_id, bounds, run, progress_now: SourceProgres
 
 _PG_SCHEMA = "storemon"
 _STAGED_FOR_PG = {
-    "merged_polls": ("SELECT store_id, timestamp_utc, status FROM merged_polls", "store_id text, timestamp_utc timestamp, status text"),
+    "merged_polls": (
+        "SELECT store_id, timestamp_utc, status FROM merged_polls",
+        "store_id text, timestamp_utc timestamp, status text",
+    ),
     "staged_hours": (
         "SELECT store_id, day_of_week, start_time_local, end_time_local FROM staged_hours",
         "store_id text, day_of_week smallint, start_time_local time, end_time_local time",
@@ -521,8 +556,14 @@ class PostgresWarehouse(Warehouse):
             cur.execute("SELECT pg_advisory_xact_lock(7007)")  # two first loads must not both create
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_PG_SCHEMA}")
             # Byte order (collation "C"): as DuckDB sorts, and several times faster to index than a locale.
-            cur.execute(_TABLES.format(wh=_PG_SCHEMA, text='text COLLATE "C"', polls_key=", PRIMARY KEY (store_id, timestamp_utc)"))
-            cur.execute(f"CREATE INDEX IF NOT EXISTS raw_store_polls_time ON {_PG_SCHEMA}.raw_store_polls (timestamp_utc)")
+            cur.execute(
+                _TABLES.format(
+                    wh=_PG_SCHEMA, text='text COLLATE "C"', polls_key=", PRIMARY KEY (store_id, timestamp_utc)"
+                )
+            )
+            cur.execute(
+                f"CREATE INDEX IF NOT EXISTS raw_store_polls_time ON {_PG_SCHEMA}.raw_store_polls (timestamp_utc)"
+            )
             cur.execute(f"SELECT count(*) FROM {_PG_SCHEMA}.schema_version")
             if cur.fetchone()[0] == 0:
                 cur.execute(f"INSERT INTO {_PG_SCHEMA}.schema_version VALUES ({SCHEMA_VERSION})")
@@ -561,7 +602,9 @@ class PostgresWarehouse(Warehouse):
     def load_snapshot(self, conn, load_id: int | None, as_of: datetime | None) -> Snapshot:
         with self.connection(isolation="REPEATABLE READ", readonly=True) as pg, pg.cursor() as cur:
             if not self._has_schema(cur):
-                raise NothingIngested(f"no polls have been ingested into {self.location}: there is nothing to report on")
+                raise NothingIngested(
+                    f"no polls have been ingested into {self.location}: there is nothing to report on"
+                )
             snapshot = self._resolve_snapshot(lambda sql: self._run(cur, sql), load_id, as_of)
             with tempfile.TemporaryDirectory(prefix="storemon-snapshot-") as scratch:
                 for table, sql in SNAPSHOT_SQL.items():

@@ -1,6 +1,13 @@
-"""The one resource: storemon's settings (home, sources, warehouse, reports), from the environment."""
+"""The one resource: storemon's settings (home, sources, warehouse, reports), from the environment.
 
-from pathlib import Path
+It is a plain object, not a ConfigurableResource: where storemon keeps its data is set by the
+STOREMON_* variables of the processes that share it, so the launchpad offers no resource
+config that a user could change for one run (and send one run's data elsewhere).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 import dagster as dg
 
@@ -8,39 +15,20 @@ from storemon_pipeline.core.settings import Settings, settings_from_env
 from storemon_pipeline.core.warehouse import Warehouse, open_warehouse
 
 
-class StoremonResource(dg.ConfigurableResource):
-    """Where storemon reads its sources and keeps its data, as set by STOREMON_* variables.
+@dataclass(frozen=True)
+class Storemon:
+    """Where storemon reads its sources and keeps its data. ``settings.warehouse`` is
+    ``duckdb`` (the embedded file in the home) or a ``postgresql://`` URL."""
 
-    ``warehouse`` is ``duckdb`` (the embedded file in ``home``) or a ``postgresql://`` URL.
-    """
-
-    home: str
-    source_dir: str
-    warehouse: str
-    reports_dir: str
-
-    @property
-    def settings(self) -> Settings:
-        base = settings_from_env()
-        return base.replace(
-            home=Path(self.home),
-            source_dir=Path(self.source_dir),
-            warehouse=self.warehouse,
-            reports_dir_override=Path(self.reports_dir),
-        )
+    settings: Settings
 
     def open_warehouse(self, context: dg.OpExecutionContext | None = None) -> Warehouse:
         progress = context.log.info if context is not None else (lambda message: None)
         return open_warehouse(self.settings, progress=progress)
 
 
-def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
-    settings = settings or settings_from_env()
-    return {
-        "storemon": StoremonResource(
-            home=str(settings.home),
-            source_dir=str(settings.source_dir),
-            warehouse=settings.warehouse,
-            reports_dir=str(settings.reports_dir),
-        )
-    }
+StoremonResource = dg.ResourceParam[Storemon]
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, Storemon]:
+    return {"storemon": Storemon(settings or settings_from_env())}

@@ -1,14 +1,15 @@
 """The `storemon` command.
 
-    storemon report [--data-dir DIR] [--as-of TIMESTAMP] [--snapshot LOAD_ID] [--out FILE]
+    storemon report [--data-dir DIR] [--polls FILE...] [--hours FILE] [--timezones FILE]
+                    [--as-of TIMESTAMP] [--snapshot LOAD_ID] [--out FILE]
                     [--home DIR] [--warehouse duckdb|postgresql://...]
 
-ingests DIR as one load into the warehouse (the embedded DuckDB file of a fresh temporary
+ingests DIR (or the files named) as one load into the warehouse (the embedded DuckDB file of a fresh temporary
 home, or --home; or the Postgres database of --warehouse / STOREMON_WAREHOUSE) and computes
 the report from the latest load, or from --snapshot (a load id: exactly the polls that load
 had seen). Without --data-dir it reports on what the warehouse already holds. Exit codes:
 0 report written; 1 a source file or the warehouse could not be used (nothing written);
-2 report written but some rows were rejected (listed on stderr).
+2 report written but some rows were rejected or a file was damaged (listed on stderr).
 
     storemon trigger-report [--host H] [--port P] [--as-of TIMESTAMP] [--snapshot LOAD_ID]
     storemon get-report REPORT_ID [--out FILE] [--host H] [--port P] [--home DIR]
@@ -32,6 +33,7 @@ from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED_ROWS = 0, 1, 2
 EXIT_USAGE, EXIT_RUNNING, EXIT_UNKNOWN_REPORT, EXIT_DAGSTER_UNAVAILABLE = 2, 3, 4, 5
+SHOWN_REJECTIONS = 50
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -46,29 +48,65 @@ def report_command(args: argparse.Namespace) -> int:
         settings = settings_from_env().replace(home=home, reports_dir_override=home / "reports")
         if args.warehouse:
             settings = settings.replace(warehouse=normalize_warehouse(args.warehouse))
+        explicit = {
+            source: tuple(Path(path).resolve() for path in paths)
+            for source, paths in (
+                ("store_status", args.polls),
+                ("business_hours", [args.hours] if args.hours else None),
+                ("timezones", [args.timezones] if args.timezones else None),
+            )
+            if paths
+        }
         if args.data_dir:
             settings = settings.replace(source_dir=Path(args.data_dir).resolve())
+            if not settings.source_dir.is_dir():
+                raise sources.SourceError(
+                    f"--data-dir {args.data_dir}: "
+                    + ("no such folder" if not settings.source_dir.exists() else "is not a folder")
+                )
+        elif explicit and len(explicit) < 3:
+            raise sources.SourceError(
+                "with --polls, --hours or --timezones, name all three, or give --data-dir for the rest"
+            )
+        ingesting = bool(args.data_dir or explicit)
         warehouse = open_warehouse(settings, progress=lambda message: None)
         run_id = str(uuid.uuid4())
         rejected = []
-        if args.data_dir:
-            outcome = ingest.ingest(warehouse, settings.source_dir, run_id=run_id, progress=lambda message: None)
+        if ingesting:
+            outcome = ingest.ingest(
+                warehouse, settings.source_dir, run_id=run_id, progress=lambda message: None, files=explicit
+            )
             rejected = warehouse.rejected_rows(run_id)
-            for source_file, line, reason in rejected:
+            for source_file, line, reason in rejected[:SHOWN_REJECTIONS]:
                 print(f"rejected: {source_file}: line {line}: {reason}", file=sys.stderr)
+            if len(rejected) > SHOWN_REJECTIONS:
+                print(
+                    f"rejected: ... and {len(rejected) - SHOWN_REJECTIONS:,} more rows (all are in the rejected_rows table)",
+                    file=sys.stderr,
+                )
+            for result in outcome.results.values():
+                for warning in result.warnings:
+                    print(f"warning: {result.source_file}: {warning}", file=sys.stderr)
             if outcome.errors:
                 for error in outcome.errors:
                     print(f"error: {error}", file=sys.stderr)
                 return EXIT_FAILED
-        with report.ReportComputation(warehouse, report.parse_snapshot(args.snapshot), report.parse_as_of(args.as_of)) as run:
+        with report.ReportComputation(
+            warehouse, report.parse_snapshot(args.snapshot), report.parse_as_of(args.as_of)
+        ) as run:
             run.build_all()
             run.write_report(settings.reports_dir, run_id)
+            coverage = run.coverage()
+        print(f"note: {coverage.summary()}", file=sys.stderr)
+        for warning in coverage.warnings():
+            print(f"warning: {warning}", file=sys.stderr)
         path = report_path(settings.reports_dir, run_id)
         if args.out:
             shutil.copyfile(path, args.out)
         else:
             sys.stdout.write(path.read_text())
-        return EXIT_REJECTED_ROWS if rejected else EXIT_OK
+        warned = ingesting and any(result.warnings for result in outcome.results.values())
+        return EXIT_REJECTED_ROWS if rejected or warned else EXIT_OK
     except (sources.SourceError, WarehouseError, report.ReportError, SettingsError, StorageFull) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -94,7 +132,7 @@ def _reporting_errors(handler):
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        from storemon_pipeline.core.report import ReportError
+        from storemon_pipeline.core.report_request import ReportError
         from storemon_pipeline.serving.report_runs import DagsterUnavailable, InvalidReportId, UnknownReport
 
         exit_codes = {
@@ -114,7 +152,7 @@ def _reporting_errors(handler):
 
 @_reporting_errors
 def trigger_report_command(args: argparse.Namespace) -> int:
-    from storemon_pipeline.core.report import parse_as_of, parse_snapshot
+    from storemon_pipeline.core.report_request import parse_as_of, parse_snapshot
 
     # Fail here, not later in a queued run.
     parse_as_of(args.as_of)
@@ -147,10 +185,7 @@ def _copy_atomically(source: Path, target: Path) -> None:
     partial.replace(target)
 
 
-def _add_dagster_address(parser: argparse.ArgumentParser) -> None:
-    from storemon_pipeline.core.settings import settings_from_env
-
-    settings = settings_from_env()
+def _add_dagster_address(parser: argparse.ArgumentParser, settings) -> None:
     parser.add_argument(
         "--host", default=settings.host, help=f"Dagster webserver host (STOREMON_HOST; now {settings.host})"
     )
@@ -162,32 +197,79 @@ def _add_dagster_address(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="storemon", description="Store uptime/downtime during business hours.")
+    """Every failure is one line on stderr (``--verbose``: the traceback as well)."""
+    verbose = "--verbose" in (sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 - the one place that turns any failure into one line
+        if verbose:
+            raise
+        print(f"error: {one_line(error)} (--verbose shows where)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from storemon_pipeline.core.settings import redact, settings_from_env
+
+    settings = settings_from_env()
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", help="on failure, show the traceback too")
+    parser = argparse.ArgumentParser(
+        prog="storemon",
+        description="Store uptime/downtime during business hours. Settings come from STOREMON_* variables "
+        "(README: Settings); options override them.",
+        parents=[common],
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="ingest a source folder and print the report CSV")
-    report.add_argument("--data-dir", help="folder with the three source CSVs (ingested first as one load)")
+    report = commands.add_parser("report", parents=[common], help="ingest a source folder and print the report CSV")
+    report.add_argument(
+        "--data-dir",
+        help=f"folder with the three source CSVs, ingested first as one load (STOREMON_SOURCE_DIR; now {settings.source_dir})",
+    )
+    report.add_argument(
+        "--polls",
+        nargs="+",
+        metavar="FILE",
+        help="poll file(s) of any name, instead of the folder's (a dataset split in parts: several)",
+    )
+    report.add_argument("--hours", metavar="FILE", help="the business-hours file, instead of the folder's")
+    report.add_argument("--timezones", metavar="FILE", help="the time-zone file, instead of the folder's")
     report.add_argument("--as-of", help="the report's now, UTC (default: the newest poll)")
     report.add_argument("--snapshot", help="a load id: recompute from exactly the polls that load had seen")
-    report.add_argument("--warehouse", help="duckdb (default) or a postgresql:// URL (STOREMON_WAREHOUSE)")
+    report.add_argument(
+        "--warehouse", help=f"duckdb or a postgresql:// URL (STOREMON_WAREHOUSE; now {redact(settings.warehouse)})"
+    )
     report.add_argument("--out", help="write the CSV here instead of stdout")
     report.add_argument("--home", help="keep state here instead of a temporary folder")
     report.set_defaults(handler=report_command)
 
-    trigger = commands.add_parser("trigger-report", help="launch report_job on a running Dagster; print the report_id")
-    _add_dagster_address(trigger)
+    trigger = commands.add_parser(
+        "trigger-report", parents=[common], help="launch report_job on a running Dagster; print the report_id"
+    )
+    _add_dagster_address(trigger, settings)
     trigger.add_argument("--as-of", help="the report's now, UTC (default: the newest ingested poll)")
     trigger.add_argument("--snapshot", help="a load id: recompute from exactly the polls that load had seen")
     trigger.set_defaults(handler=trigger_report_command)
 
-    get = commands.add_parser("get-report", help="print Running/Complete/Failed; write the CSV when Complete")
+    get = commands.add_parser(
+        "get-report", parents=[common], help="print Running/Complete/Failed; write the CSV when Complete"
+    )
     get.add_argument("report_id", help="the id trigger-report printed (a Dagster run id)")
     get.add_argument("--out", help="where to write the CSV (default: ./report-<id>.csv)")
-    get.add_argument("--home", help="the storemon home the server uses (default: $STOREMON_HOME or .storemon)")
-    _add_dagster_address(get)
+    get.add_argument("--home", help=f"the storemon home the server uses (STOREMON_HOME; now {settings.home})")
+    _add_dagster_address(get, settings)
     get.set_defaults(handler=get_report_command)
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return parser
 
 
 if __name__ == "__main__":

@@ -39,7 +39,18 @@ def main() -> None:
     server.multiprocessing = _WarmContexts()
     # Each StartRun call holds a server thread until its worker has started; the default pool
     # (cores + 4) would start ten concurrent reports a few at a time.
-    sys.argv = ["dagster", "api", "grpc", "-m", "storemon_pipeline.definitions", "-a", "defs", "--max-workers", "32", *sys.argv[1:]]
+    sys.argv = [
+        "dagster",
+        "api",
+        "grpc",
+        "-m",
+        "storemon_pipeline.definitions",
+        "-a",
+        "defs",
+        "--max-workers",
+        "32",
+        *sys.argv[1:],
+    ]
     dagster_main()
 
 

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -74,6 +74,7 @@ class StoremonServer:
     paths: Settings
     dagster_port: int
     api_port: int
+    extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
 
     @property
@@ -90,6 +91,7 @@ class StoremonServer:
             "STOREMON_HOST": HOST,
             "STOREMON_DAGSTER_PORT": str(self.dagster_port),
             "STOREMON_API_PORT": str(self.api_port),
+            **self.extra_env,
         }
 
     @property
@@ -125,7 +127,11 @@ class StoremonServer:
 
     def logs(self) -> str:
         log_dir = self.paths.home / "logs"
-        return "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in sorted(log_dir.glob("*.log"))) if log_dir.exists() else ""
+        return (
+            "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in sorted(log_dir.glob("*.log")))
+            if log_dir.exists()
+            else ""
+        )
 
     def graphql(self) -> DagsterGraphQLClient:
         return DagsterGraphQLClient(HOST, port_number=self.dagster_port)
@@ -147,7 +153,11 @@ class StoremonServer:
 
     def storemon(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(STOREMON), *args, "--port", str(self.dagster_port)], env=self.env, capture_output=True, text=True, timeout=120
+            [str(STOREMON), *args, "--port", str(self.dagster_port)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     def trigger_rest(self) -> str:
@@ -221,7 +231,9 @@ class PostgresServer:
 
         if (Path(self.server.pgdata) / "postmaster.pid").exists():
             try:
-                pg_ctl(["-w", "stop", "-m", "fast"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=30)
+                pg_ctl(
+                    ["-w", "stop", "-m", "fast"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=30
+                )
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
                 pass
         self.server.cleanup()

@@ -7,8 +7,10 @@ Shared by ``storemon trigger-report``/``get-report`` and the REST API, so the th
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,16 @@ query StoremonReportRun($runId: ID!) {
   runOrError(runId: $runId) {
     __typename
     ... on Run { runId jobName status assetSelection { path } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RUNS_QUERY = """
+query StoremonReportRuns($limit: Int) {
+  runsOrError(filter: {pipelineName: "report_job"}, limit: $limit) {
+    __typename
+    ... on Runs { results { runId status creationTime } }
     ... on PythonError { message }
   }
 }
@@ -103,11 +115,18 @@ class ReportRuns:
         # One client per call: the gql session is not shared between threads of the REST API.
         return DagsterGraphQLClient(self.host, port_number=self.port, timeout=self.timeout)
 
+    def _unavailable(self, error: Exception) -> DagsterUnavailable:
+        # One line: the address and what to do (the client's own message carries the whole query).
+        return DagsterUnavailable(
+            f"Dagster is not answering at {self.url}; start it with `make run`, or point "
+            "STOREMON_HOST / STOREMON_DAGSTER_PORT (--host / --port) at the one that runs"
+        )
+
     def _query(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         try:
             return self._client()._execute(query, variables)
         except DagsterGraphQLClientError as error:
-            raise DagsterUnavailable(f"Dagster GraphQL at {self.url} failed: {error}") from error
+            raise self._unavailable(error) from error
 
     def ping(self) -> str:
         """The Dagster version, or DagsterUnavailable."""
@@ -127,7 +146,36 @@ class ReportRuns:
                 tags={"storemon/trigger": trigger},
             )
         except DagsterGraphQLClientError as error:
-            raise DagsterUnavailable(f"could not launch {REPORT_JOB_NAME} through {self.url}: {error}") from error
+            # (the client says only this, with the query text, when the server does not answer)
+            if "Exception occured during execution of query" in str(error) or "connect" in str(error).lower():
+                raise self._unavailable(error) from error
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise DagsterUnavailable(f"Dagster at {self.url} did not launch {REPORT_JOB_NAME}: {first_line}") from error
+
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest report runs first: id, status, as_of, row count and created (UTC ISO)."""
+        runs = self._query(RUNS_QUERY, {"limit": limit})["runsOrError"]
+        if runs["__typename"] != "Runs":
+            raise DagsterUnavailable(f"Dagster could not list runs: {runs.get('message', runs['__typename'])}")
+        listed = []
+        for run in runs["results"]:
+            state = _state(run["status"])
+            entry = {
+                "report_id": run["runId"],
+                "status": state.value,
+                "run_status": run["status"],
+                "as_of": None,
+                "row_count": None,
+                "created": _iso(run.get("creationTime")),
+            }
+            record_path = report_record_path(self.reports_dir, run["runId"])
+            if state is ReportState.COMPLETE and record_path.is_file():
+                record = json.loads(record_path.read_text())
+                entry.update(as_of=record["as_of"], row_count=record["row_count"])
+            elif state is ReportState.COMPLETE:
+                entry["status"] = ReportState.FAILED.value  # its file is gone
+            listed.append(entry)
+        return listed
 
     def lookup(self, report_id: str) -> ReportRun:
         """The report's state; UnknownReport if the id is not a run that materializes the report."""
@@ -136,7 +184,9 @@ class ReportRuns:
         if run["__typename"] == "RunNotFoundError":
             raise UnknownReport(f"no run has id {report_id}")
         if run["__typename"] != "Run":
-            raise DagsterUnavailable(f"Dagster could not look up run {report_id}: {run.get('message', run['__typename'])}")
+            raise DagsterUnavailable(
+                f"Dagster could not look up run {report_id}: {run.get('message', run['__typename'])}"
+            )
         if not _materializes_the_report(run):
             raise UnknownReport(f"run {report_id} ran {run['jobName']}, not {REPORT_JOB_NAME}")
         status = run["status"]
@@ -149,7 +199,11 @@ class ReportRuns:
         path = report_path(self.reports_dir, report_id)
         if status == "SUCCESS" and path.is_file():
             return ReportRun(report_id, ReportState.COMPLETE, status, path=path)
-        error = f"the run succeeded but its report file {path} is missing" if status == "SUCCESS" else f"run status {status}"
+        error = (
+            f"the run succeeded but its report file {path} is missing"
+            if status == "SUCCESS"
+            else f"run status {status}"
+        )
         return ReportRun(report_id, ReportState.FAILED, status, error=error)
 
     def _remove_orphaned_files(self, report_id: str) -> None:
@@ -180,6 +234,18 @@ class ReportRuns:
             failure = run_failures[-1]
             return _innermost_message(failure["error"]) if failure.get("error") else failure["message"]
         return "the run failed"
+
+
+def _state(run_status: str) -> ReportState:
+    if run_status in _RUNNING:
+        return ReportState.RUNNING
+    return ReportState.COMPLETE if run_status == "SUCCESS" else ReportState.FAILED
+
+
+def _iso(epoch_seconds: float | None) -> str | None:
+    if epoch_seconds is None:
+        return None
+    return datetime.fromtimestamp(epoch_seconds, timezone.utc).isoformat(timespec="seconds")
 
 
 def _materializes_the_report(run: dict[str, Any]) -> bool:

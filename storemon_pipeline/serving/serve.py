@@ -4,15 +4,19 @@
 
 Starts the Dagster webserver and daemon (instance under ``$STOREMON_HOME/dagster``) and the
 REST API, all on 127.0.0.1; ingests the source folder through a real ``ingest_job`` run (the
-``report_on_new_polls`` sensor then computes a first report), and prints where everything is.
-Ports: ``STOREMON_DAGSTER_PORT`` (3000) and ``STOREMON_API_PORT`` (8000). Each child runs in its own session, so a signal to this process
-is forwarded to whole process trees, which are then waited for.
+``report_on_new_polls`` sensor then computes a first report, whose id and URL it prints),
+and prints where everything is. Ports: ``STOREMON_DAGSTER_PORT`` (3000) and
+``STOREMON_API_PORT`` (8000); if one is taken it says so and starts nothing.
+``STOREMON_DEMO_FEED=1`` adds the demo feed (core/demo_feed.py). Each child runs in its own
+session, so a signal to this process is forwarded to whole process trees, which are then
+waited for.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -74,6 +78,16 @@ def prepare_instance(settings: Settings) -> dict[str, str]:
         **os.environ,
         "STOREMON_HOME": str(settings.home),
         "STOREMON_SOURCE_DIR": str(settings.source_dir),
+        # Explicit source files, as absolute paths (the children run in the repository).
+        **{
+            variable: os.pathsep.join(str(path) for path in settings.files[source])
+            for source, variable in (
+                ("store_status", "STOREMON_POLLS"),
+                ("business_hours", "STOREMON_HOURS"),
+                ("timezones", "STOREMON_TIMEZONES"),
+            )
+            if source in settings.files
+        },
         "STOREMON_WAREHOUSE": settings.warehouse,
         "STOREMON_REPORTS_DIR": str(settings.reports_dir),
         "DAGSTER_HOME": str(settings.dagster_home),
@@ -111,8 +125,11 @@ class Services:
                 delay = min(60.0, 2.0**failures)
                 self.restarts[name] = (failures + 1, now + delay)
                 _signal_group(process, signal.SIGKILL)  # its children (code server, run workers)
-                say(f"storemon: {name} exited with code {process.returncode}; restarting in {delay:.0f} s "
-                    f"(see {self.log_dir / (name + '.log')})", flush=True)
+                say(
+                    f"storemon: {name} exited with code {process.returncode}; restarting in {delay:.0f} s "
+                    f"(see {self.log_dir / (name + '.log')})",
+                    flush=True,
+                )
             elif now >= restart_at:
                 self.start(name, self.commands[name])
                 self.restarts[name] = (failures, now)
@@ -121,7 +138,9 @@ class Services:
     def check_alive(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {process.returncode}; see {self.log_dir / (name + '.log')}")
+                raise RuntimeError(
+                    f"{name} exited with code {process.returncode}; see {self.log_dir / (name + '.log')}"
+                )
 
     def stop(self, timeout: float = 20) -> None:
         for process in self.processes.values():
@@ -237,10 +256,13 @@ def start_storemon(services: Services, settings: Settings) -> None:
     create_instance_storage()
     settings.code_server_socket.unlink(missing_ok=True)
     services.start(
-        "code-server", [sys.executable, "-m", "storemon_pipeline.serving.code_server", "--socket", str(settings.code_server_socket)]
+        "code-server",
+        [sys.executable, "-m", "storemon_pipeline.serving.code_server", "--socket", str(settings.code_server_socket)],
     )
     workspace = str(code_server_workspace(settings))
-    services.start("dagster-webserver", [str(BIN / "dagster-webserver"), "-h", host, "-p", str(dagster_port), "-w", workspace])
+    services.start(
+        "dagster-webserver", [str(BIN / "dagster-webserver"), "-h", host, "-p", str(dagster_port), "-w", workspace]
+    )
     services.start("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
     services.start("storemon-api", [sys.executable, "-m", "storemon_pipeline.serving.api"])
     wait_for_http(f"http://{host}:{dagster_port}/server_info", services)
@@ -248,8 +270,40 @@ def start_storemon(services: Services, settings: Settings) -> None:
     wait_for_http(f"http://{host}:{api_port}/health", services)
 
 
+def busy_ports(settings: Settings) -> list[str]:
+    """One line per port that another process already holds, naming the variable to change."""
+    problems = []
+    for variable, port in (("STOREMON_DAGSTER_PORT", settings.dagster_port), ("STOREMON_API_PORT", settings.api_port)):
+        with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+            try:
+                probe.bind((settings.host, port))
+            except OSError as error:
+                problems.append(
+                    f"port {port} on {settings.host} is in use ({error.strerror}); set {variable} to a free port"
+                )
+    return problems
+
+
+def first_report(settings: Settings) -> str | None:
+    """The id of the newest complete report, if there is one."""
+    from storemon_pipeline.serving.report_runs import DagsterUnavailable, ReportRuns
+
+    try:
+        runs = ReportRuns(settings.host, settings.dagster_port, settings.reports_dir, timeout=10).recent(limit=5)
+    except DagsterUnavailable:
+        return None
+    return next((run["report_id"] for run in runs if run["status"] == "Complete"), None)
+
+
 def main() -> None:
     settings = settings_from_env()
+    problems = busy_ports(settings)
+    if problems:
+        for problem in problems:
+            print(f"storemon: {problem}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    if settings.demo_feed:
+        settings = settings.replace(source_dir=settings.demo_sources)
     host, dagster_port, api_port = settings.host, settings.dagster_port, settings.api_port
     env = prepare_instance(settings) | {
         "STOREMON_HOST": host,
@@ -279,6 +333,28 @@ def main() -> None:
                 f"warehouse {redact(settings.warehouse_url)}",
                 flush=True,
             )
+            if settings.demo_feed:
+                from storemon_pipeline.core import demo_feed
+
+                end = demo_feed.start(settings.source_dir)
+                print(
+                    f"storemon: demo feed: the sample up to {end} UTC in {settings.source_dir}, "
+                    f"the next hour appended every {settings.demo_feed_seconds:g} s",
+                    flush=True,
+                )
+                services.start(
+                    "demo-feed",
+                    [
+                        sys.executable,
+                        "-m",
+                        "storemon_pipeline.core.demo_feed",
+                        "--out",
+                        str(settings.source_dir),
+                        "--keep",
+                        "--interval-seconds",
+                        str(settings.demo_feed_seconds),
+                    ],
+                )
             start_storemon(services, settings)
             from dagster_graphql import DagsterGraphQLClient
 
@@ -287,13 +363,28 @@ def main() -> None:
             print(f"storemon: ingesting the sources (run {run_id}) ...", flush=True)
             print(f"storemon: ingest_job {wait_for_run(client, run_id)}", flush=True)
             print(f"storemon: Dagster UI      http://{host}:{dagster_port}", flush=True)
-            print(f"storemon: REST API        http://{host}:{api_port}  (POST /trigger_report, GET /get_report?report_id=, /openapi.json)", flush=True)
-            print(f"storemon: GraphQL         http://{host}:{dagster_port}/graphql  (storemon trigger-report / get-report)", flush=True)
+            print(
+                f"storemon: REST API        http://{host}:{api_port}  (POST /trigger_report, GET /get_report?report_id=, /openapi.json)",
+                flush=True,
+            )
+            print(
+                f"storemon: GraphQL         http://{host}:{dagster_port}/graphql  (storemon trigger-report / get-report)",
+                flush=True,
+            )
             print(f"storemon: reports         {settings.reports_dir}", flush=True)
             print(f"storemon: logs            {services.log_dir}", flush=True)
             print("storemon: ready; press Ctrl-C to stop", flush=True)
+            shown, next_look = None, 0.0
             while not stop_requested:
                 services.supervise()
+                if shown is None and time.monotonic() >= next_look:
+                    # The sensor computes the first report after the first ingest.
+                    shown, next_look = first_report(settings), time.monotonic() + 2
+                    if shown:
+                        print(
+                            f"storemon: first report {shown}: http://{host}:{api_port}/get_report?report_id={shown}",
+                            flush=True,
+                        )
                 time.sleep(1)
         except KeyboardInterrupt:
             print("\nstoremon: stopping ...", flush=True)

@@ -12,6 +12,7 @@ from storemon_pipeline.resources import StoremonResource
 
 GROUP = "ingestion"
 
+
 def _source_spec(name: str, description: str) -> dg.AssetSpec:
     return dg.AssetSpec(name, group_name=GROUP, kinds={warehouse_kind()}, owners=OWNERS, description=description)
 
@@ -25,7 +26,9 @@ raw_store_polls = _source_spec(
 raw_business_hours = _source_spec(
     "raw_business_hours", "Business hours in local time per weekday (0 = Monday), versioned by load."
 )
-raw_store_timezones = _source_spec("raw_store_timezones", "Each store's IANA time zone (one per store), versioned by load.")
+raw_store_timezones = _source_spec(
+    "raw_store_timezones", "Each store's IANA time zone (one per store), versioned by load."
+)
 SOURCE_ASSETS = {
     ingest.POLLS: raw_store_polls,
     ingest.HOURS: raw_business_hours,
@@ -47,6 +50,10 @@ def _metadata(context: dg.AssetExecutionContext, load_id: int, result: ingest.In
         "conflicting_duplicate_rows": dg.MetadataValue.int(result.conflicting_rows),
         "dagster/row_count": dg.MetadataValue.int(result.total_rows),
     }
+    for warning in result.warnings:
+        context.log.warning(f"{result.source_file}: {warning}")
+    if result.warnings:
+        metadata["warnings"] = dg.MetadataValue.text("\n".join(result.warnings))
     if result.rows_rejected:
         lines = "\n".join(f"  line {line}: {reason}" for line, reason in result.first_rejections)
         context.log.warning(
@@ -54,7 +61,9 @@ def _metadata(context: dg.AssetExecutionContext, load_id: int, result: ingest.In
             f"(all are in the rejected_rows table); first ones:\n{lines}"
         )
         metadata["rejected_preview"] = dg.MetadataValue.table(
-            records=[dg.TableRecord({"line_number": line, "reason": reason}) for line, reason in result.first_rejections],
+            records=[
+                dg.TableRecord({"line_number": line, "reason": reason}) for line, reason in result.first_rejections
+            ],
             schema=dg.TableSchema(columns=[dg.TableColumn("line_number", "int"), dg.TableColumn("reason", "string")]),
         )
     return metadata
@@ -69,7 +78,10 @@ def _metadata(context: dg.AssetExecutionContext, load_id: int, result: ingest.In
 )
 def ingest_sources(context: dg.AssetExecutionContext, storemon: StoremonResource):
     warehouse = storemon.open_warehouse(context)
-    outcome = ingest.ingest(warehouse, storemon.settings.source_dir, run_id=context.run.run_id, progress=context.log.info)
+    settings = storemon.settings
+    outcome = ingest.ingest(
+        warehouse, settings.source_dir, run_id=context.run.run_id, progress=context.log.info, files=settings.files
+    )
     context.log.info(f"committed load {outcome.load_id} to {warehouse.location}")
     for source, spec in SOURCE_ASSETS.items():
         result = outcome.results[source]
@@ -125,13 +137,17 @@ def _rejected_rows_check(spec: dg.AssetSpec, source: str) -> dg.AssetChecksDefin
         where = f"WHERE source = '{source}' AND run_id = '{context.run.run_id}'"
         warehouse = storemon.open_warehouse()
         count = warehouse.query(f"SELECT count(*) FROM {{wh}}.rejected_rows {where}")[0][0]
-        first = warehouse.query(f"SELECT line_number, reason FROM {{wh}}.rejected_rows {where} ORDER BY line_number LIMIT 10")
+        first = warehouse.query(
+            f"SELECT line_number, reason FROM {{wh}}.rejected_rows {where} ORDER BY line_number LIMIT 10"
+        )
         return dg.AssetCheckResult(
             passed=count == 0,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
                 "rejected_rows": dg.MetadataValue.int(count),
-                "first_rejections": dg.MetadataValue.text("\n".join(f"line {line}: {reason}" for line, reason in first)),
+                "first_rejections": dg.MetadataValue.text(
+                    "\n".join(f"line {line}: {reason}" for line, reason in first)
+                ),
             },
         )
 
