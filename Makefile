@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+STATE := .storemon
 
 .PHONY: run test lint bench install check-venv sample clean distclean
 
@@ -41,8 +42,8 @@ sample: install
 	$(PY) -m storemon_pipeline.core.sample --stores 300 --days 9 --seed 1 --out data/sample
 
 clean:
-	@echo "make clean: removing .storemon/ (the local warehouse, Dagster instance, reports and logs)"
-	rm -rf .storemon
+	@echo "make clean: removing $(STATE)/ (the local warehouse, Dagster instance, reports and logs)"
+	rm -rf $(STATE)
 
 distclean: clean
 	@echo "make distclean: also removing $(VENV)/ (the installed packages) and the generated benchmark data"

@@ -163,6 +163,48 @@ def graphql_trigger_to_complete(source: Path, repeats: int) -> dict:
     return figures
 
 
+PHASES_QUERY = """
+query StoremonRunPhases($runId: ID!) {
+  logsForRun(runId: $runId) { ... on EventConnection { events { __typename ... on MessageEvent { timestamp } } } }
+}
+"""
+# A report run's life, as Dagster's event log records it (each phase ends at its event).
+PHASE_EVENTS = [
+    ("REST call to queued", "RunEnqueuedEvent"),
+    ("queued to dequeued (daemon)", "RunDequeuedEvent"),
+    ("dequeued to launched", "RunStartingEvent"),
+    ("launched to worker running (fork, code loaded)", "RunStartEvent"),
+    ("worker running to first step", "ExecutionStepStartEvent"),
+    ("the report step", "ExecutionStepSuccessEvent"),
+    ("step done to run done", "RunSuccessEvent"),
+]
+
+
+def run_phases(server, repeats: int) -> dict:
+    """One REST trigger at a time, each timed phase by phase from its events."""
+    runs = []
+    for _ in range(repeats):
+        started = time.time()
+        report_id = server.trigger_rest()
+        response = server.wait_for_report(report_id)
+        finished = time.time()
+        assert response.headers["X-Report-Status"] == "Complete", response.text
+        events = server.graphql()._execute(PHASES_QUERY, {"runId": report_id})["logsForRun"]["events"]
+        first_seen = {}
+        for event in events:
+            if event.get("timestamp"):
+                first_seen.setdefault(event["__typename"], int(event["timestamp"]) / 1000)
+        previous, phases = started, {}
+        for name, event in PHASE_EVENTS:
+            at = first_seen.get(event, previous)
+            phases[name] = at - previous
+            previous = at
+        phases["run done to REST answer Complete"] = finished - previous
+        phases["total"] = finished - started
+        runs.append(phases)
+    return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+
+
 def concurrency(mode: str, repeats: int) -> dict:
     """On the sample: one REST trigger to Complete, then ten at once (median of ``repeats``)."""
     from storemon_pipeline.serving.local_server import PostgresServer, StoremonServer, copy_sample_sources, free_port
@@ -180,6 +222,7 @@ def concurrency(mode: str, repeats: int) -> dict:
                 while not server.runs({"storemon/trigger": "sensor"}):
                     time.sleep(1)
                 server.wait_until_idle()
+                phases = run_phases(server, repeats) if mode == "duckdb" else None
                 ones, tens = [], []
                 for _ in range(repeats):
                     ones.append(server.trigger_many(1)[0])
@@ -196,13 +239,16 @@ def concurrency(mode: str, repeats: int) -> dict:
             postgres.stop()
     one, ten = statistics.median(ones), statistics.median(tens)
     log(f"concurrency ({mode}): one {ones}, ten {tens}")
-    return {
+    figures = {
         "one_trigger_seconds": one,
         "ten_triggers_seconds": ten,
         "ratio": ten / one,
         "all_one": ones,
         "all_ten": tens,
     }
+    if phases:
+        figures["phases"] = phases
+    return figures
 
 
 ANCIENT_STORE = "0-ancient-24x7"
@@ -442,6 +488,12 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def phases_table(phases: dict) -> str:
+    lines = ["| phase of one report run (sample, REST, median) | seconds |", "|---|---:|"]
+    lines += [f"| {name} | {seconds:.3f} |" for name, seconds in phases.items()]
+    return "\n".join(lines)
+
+
 def concurrency_table(figures: dict) -> str:
     lines = [
         "| warehouse | one trigger to Complete, s | ten at once, all Complete, s | ratio | target |",
@@ -482,6 +534,9 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(concurrency_table(results["concurrency"]))
+    if "phases" in results["concurrency"]["duckdb"]:
+        print()
+        print(phases_table(results["concurrency"]["duckdb"]["phases"]))
     if "sizes" in results:
         print()
         print(table(results))

@@ -106,3 +106,24 @@ def test_the_report_list_says_when_dagster_is_down(api):
     for path in ("/reports", "/reports/latest"):
         response = requests.get(f"{url}{path}", timeout=30, allow_redirects=False)
         assert response.status_code == 503 and "make run" in response.json()["error"]
+
+
+def test_the_cli_says_in_one_line_that_dagster_is_down_and_what_to_do(api):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, dagster_port = api
+    storemon = str(Path(sys.executable).parent / "storemon")
+    for args in (["trigger-report"], ["get-report", "00000000-0000-4000-8000-000000000000"]):
+        done = subprocess.run(
+            [storemon, *args, "--port", str(dagster_port)], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 5, done.stderr
+        assert done.stderr.count("\n") == 1 and f"127.0.0.1:{dagster_port}" in done.stderr and "make run" in done.stderr
+    # The variables are the defaults, and --help says so.
+    env = {**__import__("os").environ, "STOREMON_DAGSTER_PORT": str(dagster_port)}
+    done = subprocess.run([storemon, "trigger-report"], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 5 and f"127.0.0.1:{dagster_port}" in done.stderr
+    shown = subprocess.run([storemon, "trigger-report", "--help"], capture_output=True, text=True, timeout=60, env=env)
+    assert f"STOREMON_DAGSTER_PORT; now {dagster_port}" in " ".join(shown.stdout.split())

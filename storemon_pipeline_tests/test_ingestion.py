@@ -330,7 +330,9 @@ def test_a_bad_file_fails_the_run_and_keeps_previous_data(settings, file_name, c
 def test_a_missing_file_names_the_folder_and_the_accepted_names(settings):
     (settings.source_dir / "timezones.csv").unlink()
     with pytest.raises(sources.SourceError, match=r"no timezones file in .*timezones\.csv\[\.gz\], bq-results-\*\.csv"):
-        ingest._stage_zones(None, settings.source_dir)
+        ingest.source_files(sources.TIMEZONES, settings.source_dir, None)
+    zones = ingest_dir(settings).results["timezones"]
+    assert "no timezones file in" in zones.error and zones.rows_added == 0
 
 
 def test_a_crash_mid_load_leaves_the_warehouse_as_it_was(settings):

@@ -420,6 +420,12 @@ def test_report_asset_writes_the_csv_and_metadata(sample_settings):
     assert {status for (status,) in statuses} <= {"active", "inactive"} and statuses
     check_invariants(frame)
     matches_the_oracle(frame, settings.source_dir, newest_poll.to_pydatetime())
+    # How well the ids of the three files match, from the sample itself.
+    hours_ids = pd.read_csv(settings.source_dir / "business_hours.csv", dtype=str)["store_id"].nunique()
+    zone_ids = pd.read_csv(settings.source_dir / "timezones.csv", dtype=str)["store_id"].nunique()
+    assert meta["polled_stores_without_hours"].value == 300 - hours_ids
+    assert meta["polled_stores_without_zone"].value == 300 - zone_ids
+    assert meta["hours_ids_matching_no_polled_store"].value == 0 and meta["id_warnings"].value == "none"
     # The report's own checks ran and passed.
     checks = {evaluation.check_name: evaluation.passed for evaluation in result.get_asset_check_evaluations()}
     assert checks == dict.fromkeys(REPORT_CHECK_DESCRIPTIONS, True)
@@ -601,6 +607,26 @@ def test_cli_bad_input_exits_non_zero_with_the_errors(tmp_path):
     done = subprocess.run([STOREMON, "report", "--data-dir", str(source)], capture_output=True, text=True)
     assert done.returncode == 2 and done.stdout.startswith("store_id,uptime_last_hour")
     assert "timezones.csv: line 2: timezone_str is not a known IANA time zone" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["report", "--data-dir", "/no/such/folder"], "error: --data-dir /no/such/folder: no such folder"),
+        (["report", "--snapshot", "x", "--home", "{tmp}"], "error: snapshot 'x' is not a load id (a positive integer)"),
+        (["report", "--home", "{tmp}"], "error: no polls have been ingested"),
+        (["get-report", "../x"], "error: report_id '../x' is not a run id"),
+    ],
+)
+def test_every_cli_failure_is_one_line_and_verbose_shows_the_trace(tmp_path, args, expected):
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    done = subprocess.run([STOREMON, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode in (1, 2) and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(expected), done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    if args[0] == "report" and "--data-dir" not in args:
+        verbose = subprocess.run([STOREMON, *args, "--verbose"], capture_output=True, text=True, timeout=120)
+        assert "Traceback" in verbose.stderr or verbose.stderr.startswith(expected)
 
 
 @requires_shared_data

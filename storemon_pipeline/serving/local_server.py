@@ -175,7 +175,7 @@ class StoremonServer:
             response = self.get_report(report_id)
             if response.headers.get("X-Report-Status") != "Running":
                 return response
-            time.sleep(0.5)
+            time.sleep(0.1)  # (a coarser poll would add its own wait to every measured report)
         raise TimeoutError(f"report {report_id} still Running after {timeout:.0f}s\n{self.logs()}")
 
     def trigger_many(self, count: int) -> tuple[float, list[str], list[requests.Response]]:
