@@ -230,9 +230,15 @@ def test_health_and_openapi(server):
     import requests
 
     assert requests.get(f"{server.api}/health", timeout=30).json()["status"] == "ok"
+    # (the document's full contract is test_api.py's; here: the served one is the generated one)
     assert set(requests.get(f"{server.api}/openapi.json", timeout=30).json()["paths"]) == {
         "/trigger_report",
         "/get_report",
+        "/reports",
+        "/reports/latest",
+        "/health",
+        "/openapi.json",
+        "/docs",
     }
 
 

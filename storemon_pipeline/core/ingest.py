@@ -229,7 +229,6 @@ def merge_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) ->
                -- (not count(DISTINCT status): that costs 4x the whole grouping on 1.8M rows)
                bool_or(status = 'inactive') AND bool_or(status = 'active') AS conflicting
         FROM staged_polls GROUP BY store_id, timestamp_utc
-        ORDER BY timestamp_utc
         """
     )
     result.duplicate_rows, result.conflicting_rows = fetch_row(

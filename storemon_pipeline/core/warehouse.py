@@ -95,6 +95,19 @@ def sql_literal(value) -> str:
 # (merged_polls, staged_hours, staged_zones, staged_rejections) are the load's own.
 POLLS_LOAD_SQL = [
     (
+        # Inactive wins: a later load that says inactive for a stored active poll marks it
+        # from that load on, so earlier snapshots still see it active. (Before the insert: it
+        # concerns stored polls only, and then never joins the load's own new rows.)
+        "polls_inactivated",
+        """
+        UPDATE {wh}.raw_store_polls AS p SET inactive_from_load = {load}
+        FROM merged_polls m
+        WHERE p.timestamp_utc BETWEEN {lo} AND {hi}
+          AND p.store_id = m.store_id AND p.timestamp_utc = m.timestamp_utc
+          AND m.status = 'inactive' AND p.status = 'active' AND p.inactive_from_load IS NULL
+        """,
+    ),
+    (
         "polls_added",
         """
         INSERT INTO {wh}.raw_store_polls (store_id, timestamp_utc, status, load_id, inactive_from_load)
@@ -105,18 +118,6 @@ POLLS_LOAD_SQL = [
             WHERE p.timestamp_utc BETWEEN {lo} AND {hi}
               AND p.store_id = m.store_id AND p.timestamp_utc = m.timestamp_utc)
         ORDER BY m.timestamp_utc
-        """,
-    ),
-    (
-        # Inactive wins: a later load that says inactive for a stored active poll marks it
-        # from that load on, so earlier snapshots still see it active.
-        "polls_inactivated",
-        """
-        UPDATE {wh}.raw_store_polls AS p SET inactive_from_load = {load}
-        FROM merged_polls m
-        WHERE p.timestamp_utc BETWEEN {lo} AND {hi}
-          AND p.store_id = m.store_id AND p.timestamp_utc = m.timestamp_utc
-          AND m.status = 'inactive' AND p.status = 'active' AND p.inactive_from_load IS NULL
         """,
     ),
 ]
