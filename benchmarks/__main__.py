@@ -128,6 +128,16 @@ class RunWorkerPeak:
                     continue
 
 
+def wait_for_first_report(server, timeout: float = 600) -> None:
+    """Until the sensor has launched the first report (make run's ingest, then that report:
+    neither may queue ahead of a measured trigger)."""
+    deadline = time.monotonic() + timeout
+    while not server.runs({"storemon/trigger": "sensor"}):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no report after make run's ingest:\n{server.output}")
+        time.sleep(1)
+
+
 def graphql_trigger_to_complete(source: Path, repeats: int) -> dict:
     from storemon_pipeline.serving.local_server import HOST, StoremonServer, free_port
     from storemon_pipeline.serving.report_runs import ReportRuns, ReportState
@@ -139,8 +149,7 @@ def graphql_trigger_to_complete(source: Path, repeats: int) -> dict:
         server.start(timeout=3600)
         # make run's ingest, then the report the sensor launches for it: neither may queue
         # ahead of a measured trigger.
-        while not server.runs({"storemon/trigger": "sensor"}):
-            time.sleep(1)
+        wait_for_first_report(server)
         server.wait_until_idle(timeout=3600)
         startup = time.perf_counter() - started
         try:
@@ -219,8 +228,7 @@ def concurrency(mode: str, repeats: int) -> dict:
             server = StoremonServer(settings, free_port(), free_port())
             server.start()
             try:
-                while not server.runs({"storemon/trigger": "sensor"}):
-                    time.sleep(1)
+                wait_for_first_report(server)
                 server.wait_until_idle()
                 phases = run_phases(server, repeats) if mode == "duckdb" else None
                 ones, tens = [], []

@@ -197,6 +197,22 @@ LOCATIONS_QUERY = """
 """
 
 
+def wait_for_code_server(socket_path: Path, services: Services, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        services.check_alive()
+        if socket_path.exists():
+            check = subprocess.run(
+                [str(BIN / "dagster"), "api", "grpc-health-check", "--socket", str(socket_path)],
+                capture_output=True,
+                timeout=60,
+            )
+            if check.returncode == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"the code server did not answer on {socket_path} within {timeout:.0f}s")
+
+
 def wait_for_code_location(host: str, port: int, services: Services, timeout: float = 300) -> None:
     """Until the webserver has loaded storemon's code (it answers HTTP before that)."""
     from dagster_graphql import DagsterGraphQLClient
