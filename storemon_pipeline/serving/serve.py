@@ -275,6 +275,9 @@ def start_storemon(services: Services, settings: Settings) -> None:
         "code-server",
         [sys.executable, "-m", "storemon_pipeline.serving.code_server", "--socket", str(settings.code_server_socket)],
     )
+    # The daemon keeps a location that failed to load until its next refresh, and would fail
+    # the first runs it dequeues meanwhile: it starts only once the code server answers.
+    wait_for_code_server(settings.code_server_socket, services)
     workspace = str(code_server_workspace(settings))
     services.start(
         "dagster-webserver", [str(BIN / "dagster-webserver"), "-h", host, "-p", str(dagster_port), "-w", workspace]
