@@ -55,7 +55,7 @@ STORE_ID_RULES = [
 ]
 POLL_RULES = [
     *STORE_ID_RULES,
-    Rule("status", "lower(status) NOT IN ('active', 'inactive')", "is not active or inactive"),
+    Rule("status", f"lower(status) NOT IN {STATUSES}", "is not active or inactive"),
     Rule("timestamp_utc", "parsed_timestamp IS NULL", "is not a timestamp like 2023-01-22 12:09:39.388884 UTC"),
     # A poll from the future is a broken clock or a broken row: it would become every
     # report's as_of. A little skew between the poller's clock and this one is tolerated.
