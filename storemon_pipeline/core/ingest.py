@@ -129,6 +129,7 @@ def stage(
     try:
         poll_files = source_files(sources.STORE_STATUS, source_dir, files)
         results[POLLS], progress_after = _stage_polls(conn, poll_files, progress_seen, progress)
+        _first_rejections(conn, results[POLLS])
     except sources.SourceError as error:
         results[POLLS] = IngestResult(source=POLLS, error=str(error))
     for spec, stage_source in ((sources.BUSINESS_HOURS, _stage_hours), (sources.TIMEZONES, _stage_zones)):
@@ -137,6 +138,7 @@ def stage(
             if len(paths) != 1:
                 raise sources.SourceError(f"one {spec.name} file is needed; {len(paths)} were given")
             results[spec.name] = stage_source(conn, paths[0])
+            _first_rejections(conn, results[spec.name])
         except sources.SourceError as error:
             results[spec.name] = IngestResult(source=spec.name, error=str(error))
     return StagedLoad(conn=conn, results=results, progress_seen=progress_seen, progress_after=progress_after)
@@ -209,7 +211,6 @@ def _stage_polls(
             fingerprint = "" if sources.is_gzip(path) else sources.fingerprint(path, lines.end_offset)
             after = SourceProgress(str(path), lines.end_offset, lines.next_line, fingerprint)
     merge_staged_polls(conn, result)
-    _first_rejections(conn, result)
     return result, after
 
 
@@ -279,7 +280,6 @@ def _stage_hours(conn, path: Path) -> IngestResult:
     validation.drop_checked(conn, "valid_hours")
     result.total_rows = fetch_value(conn, "SELECT count(*) FROM staged_hours")
     result.duplicate_rows = valid_rows - result.total_rows
-    _first_rejections(conn, result)
     return result
 
 
@@ -316,7 +316,6 @@ def _stage_zones(conn, path: Path) -> IngestResult:
     result.total_rows = fetch_value(conn, "SELECT count(*) FROM staged_zones")
     conn.execute("DROP TABLE zone_lines")
     validation.drop_checked(conn, "valid_zones")
-    _first_rejections(conn, result)
     return result
 
 

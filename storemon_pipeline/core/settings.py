@@ -38,6 +38,12 @@ EMBEDDED = "duckdb"
 REPORT_JOB_NAME = "report_job"
 INGEST_JOB_NAME = "ingest_job"
 CODE_LOCATION_NAME = "storemon_pipeline"
+# Explicit source files: source name -> the variable that names them (os.pathsep-separated).
+SOURCE_FILE_VARIABLES = {
+    "store_status": "STOREMON_POLLS",
+    "business_hours": "STOREMON_HOURS",
+    "timezones": "STOREMON_TIMEZONES",
+}
 
 
 @dataclass(frozen=True)
@@ -138,11 +144,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         retention_days=_number(env, "STOREMON_RETENTION_DAYS", 35),
         source_files=tuple(
             (source, tuple(Path(part).resolve() for part in env[variable].split(os.pathsep) if part))
-            for source, variable in (
-                ("store_status", "STOREMON_POLLS"),
-                ("business_hours", "STOREMON_HOURS"),
-                ("timezones", "STOREMON_TIMEZONES"),
-            )
+            for source, variable in SOURCE_FILE_VARIABLES.items()
             if env.get(variable)
         ),
         demo_feed=(env.get("STOREMON_DEMO_FEED") or "0").strip().lower() in ("1", "true", "yes"),

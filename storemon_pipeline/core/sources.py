@@ -32,6 +32,7 @@ FINGERPRINT_BYTES = 64 * 1024
 # DuckDB's reader splits lines on this byte only: no text line of these files holds it.
 _NO_DELIMITER = "\x1f"
 MAX_LINE_BYTES = 8 * 1024 * 1024
+SHOWN_CHARACTERS = 200  # a line or value is echoed at most this long (messages, tables, metadata)
 
 
 class SourceError(Exception):
@@ -349,7 +350,7 @@ def _number_lines(conn: duckdb.DuckDBPyConnection, table: str, first_line: int, 
         CREATE OR REPLACE TABLE {table}_unreadable AS
         SELECT line + {base} AS line_number,
                CASE min(error_type) {reasons} ELSE 'the line cannot be read: ' || min(error_message) END AS reason,
-               left(min(csv_line), 200) AS raw_values
+               left(min(csv_line), {SHOWN_CHARACTERS}) AS raw_values
         FROM {table}_errors GROUP BY line + {base};
         DROP TABLE {table}_errors; DROP TABLE {table}_scans;
         """

@@ -18,10 +18,9 @@ from functools import cache
 import duckdb
 
 from storemon_pipeline.core.db import fetch_row
-from storemon_pipeline.core.sources import Header, SourceSpec
+from storemon_pipeline.core.sources import SHOWN_CHARACTERS, Header, SourceSpec
 
 STATUSES = ("active", "inactive")
-SHOWN_CHARACTERS = 200  # a rejected value is echoed at most this long (messages, tables, metadata)
 FUTURE_TOLERANCE_MINUTES = 10
 TIME_PATTERN = r"(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?"
 END_TIME_PATTERN = rf"{TIME_PATTERN}|24:00(?::00)?"  # 24:00 ends a day at midnight, like 23:59:59

@@ -115,7 +115,7 @@ class ReportRuns:
         # One client per call: the gql session is not shared between threads of the REST API.
         return DagsterGraphQLClient(self.host, port_number=self.port, timeout=self.timeout)
 
-    def _unavailable(self, error: Exception) -> DagsterUnavailable:
+    def _unavailable(self) -> DagsterUnavailable:
         # One line: the address and what to do (the client's own message carries the whole query).
         return DagsterUnavailable(
             f"Dagster is not answering at {self.url}; start it with `make run`, or point "
@@ -126,7 +126,7 @@ class ReportRuns:
         try:
             return self._client()._execute(query, variables)
         except DagsterGraphQLClientError as error:
-            raise self._unavailable(error) from error
+            raise self._unavailable() from error
 
     def ping(self) -> str:
         """The Dagster version, or DagsterUnavailable."""
@@ -148,7 +148,7 @@ class ReportRuns:
         except DagsterGraphQLClientError as error:
             # (the client says only this, with the query text, when the server does not answer)
             if "Exception occured during execution of query" in str(error) or "connect" in str(error).lower():
-                raise self._unavailable(error) from error
+                raise self._unavailable() from error
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise DagsterUnavailable(f"Dagster at {self.url} did not launch {REPORT_JOB_NAME}: {first_line}") from error
 

@@ -25,7 +25,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storemon_pipeline.core.settings import CODE_LOCATION_NAME, REPO_ROOT, Settings, settings_from_env
+from storemon_pipeline.core.settings import (
+    CODE_LOCATION_NAME,
+    REPO_ROOT,
+    SOURCE_FILE_VARIABLES,
+    Settings,
+    settings_from_env,
+)
 
 INSTANCE_CONFIG = Path(__file__).parent.parent / "dagster.yaml"
 BIN = Path(sys.executable).parent
@@ -81,11 +87,7 @@ def prepare_instance(settings: Settings) -> dict[str, str]:
         # Explicit source files, as absolute paths (the children run in the repository).
         **{
             variable: os.pathsep.join(str(path) for path in settings.files[source])
-            for source, variable in (
-                ("store_status", "STOREMON_POLLS"),
-                ("business_hours", "STOREMON_HOURS"),
-                ("timezones", "STOREMON_TIMEZONES"),
-            )
+            for source, variable in SOURCE_FILE_VARIABLES.items()
             if source in settings.files
         },
         "STOREMON_WAREHOUSE": settings.warehouse,
