@@ -15,6 +15,8 @@ setup(
         # Production mode: the Dagster instance in Postgres; brings psycopg2, which the
         # Postgres warehouse uses too.
         "dagster-postgres==0.29.27",
+        # The report's shard steps on a Dask cluster (--executor dask; README: Scale-out).
+        "dagster-dask==0.29.27",
         "duckdb>=2.0,<3",
         # The sample generator only (ingestion validates in DuckDB).
         "pandas>=3.0,<4",
@@ -26,8 +28,20 @@ setup(
         "PyYAML",
     ],
     extras_require={
+        # Production on Kubernetes: the k8s_job_executor runs each shard step as a pod.
+        "k8s": ["dagster-k8s==0.29.27"],
+        # Reports in S3 (STOREMON_REPORTS_DIR=s3://bucket/prefix), through fsspec.
+        "s3": ["s3fs"],
         # pgserver: a real PostgreSQL server from pip, for the Postgres-mode tests.
-        "test": ["pytest>=9,<10", "hypothesis>=6.100,<7", "requests>=2.31", "pgserver==0.1.4", "ruff==0.17.6"],
+        "test": [
+            "pytest>=9,<10",
+            "hypothesis>=6.100,<7",
+            "requests>=2.31",
+            "pgserver==0.1.4",
+            "ruff==0.17.6",
+            # The k8s extra, so the documented Kubernetes run config is checked.
+            "dagster-k8s==0.29.27",
+        ],
     },
     entry_points={"console_scripts": ["storemon=storemon_pipeline.serving.cli:main"]},
 )

@@ -9,7 +9,9 @@ For each size, in one run: ingestion of the poll file into an empty home, the re
 computation (derived tables plus the CSV), the whole `storemon report` command, GraphQL
 trigger-to-Complete against a real webserver and daemon (`make run` on free ports), and the
 pandas per-store baseline (timed on a sample of stores, extrapolated, and checked against
-storemon's numbers). Prints a table and writes benchmarks/results/bench-<time>.json.
+storemon's numbers). At 10x also report_job in 1, 2 and 4 store shards, in process and on a
+Dask cluster (`--only-shards` for that table alone). Prints tables and writes
+benchmarks/results/bench-<time>.json.
 """
 
 from __future__ import annotations
@@ -276,6 +278,61 @@ def with_ancient_poll(source: Path, folder: Path) -> Path:
     return folder
 
 
+SHARD_COUNTS = (1, 2, 4)
+SHARD_EXECUTORS = ("in_process", "dask")
+
+
+def bench_shards(size: str, data_dir: Path) -> dict:
+    """report_job in 1, 2 and 4 store shards, in process and on a Dask cluster (two worker
+    processes), from each warehouse holding the dataset; every run checked byte-identical to
+    the first."""
+    from storemon_pipeline.serving.local_server import PostgresServer
+
+    source, counts = dataset(size, data_dir)
+    runs, first_csv = {}, None
+    postgres = PostgresServer()
+    try:
+        for warehouse in ("duckdb", "postgres"):
+            env = {"STOREMON_WAREHOUSE": postgres.new_database() if warehouse == "postgres" else "duckdb"}
+            with tempfile.TemporaryDirectory(prefix="storemon-bench-") as work:
+                home = Path(work) / "home"
+                home.mkdir()
+                runs[f"{warehouse}/ingest"] = run_step("ingest", "--source", str(source), "--home", str(home), env=env)
+                for executor in SHARD_EXECUTORS:
+                    for shards in SHARD_COUNTS:
+                        figures = run_step(
+                            "sharded", "--home", str(home), "--shards", str(shards), "--executor", executor, env=env
+                        )
+                        (csv,) = (home / "reports").glob("*.csv")
+                        if first_csv is None:
+                            first_csv = csv.read_bytes()
+                        elif csv.read_bytes() != first_csv:
+                            raise SystemExit(f"{warehouse}, {executor}, {shards} shards: another report than the first")
+                        csv.unlink()
+                        runs[f"{warehouse}/{executor}/{shards}"] = figures
+    finally:
+        postgres.stop()
+    return {"dataset": counts, "runs": runs}
+
+
+def shards_table(results: dict) -> str:
+    lines = [
+        "| warehouse | executor | shards | run, s | slowest shard step, s | coordination, s | per shard: load s / compute s | "
+        "largest peak RSS of a shard's process, MB |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for key, run in results["runs"].items():
+        if key.endswith("/ingest"):
+            continue
+        warehouse, executor, shards = key.split("/")
+        per_shard = "; ".join(f"{s['load_seconds']:.2f} / {s['compute_seconds']:.2f}" for s in run["shards"])
+        lines.append(
+            f"| {warehouse} | {executor} | {shards} | {run['run_seconds']:.2f} | {run['slowest_shard_step_seconds']:.2f} | "
+            f"{run['coordination_seconds']:.2f} | {per_shard} | {run['peak_rss_mb_of_shard_processes']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def bench_size(size: str, data_dir: Path, baseline_stores: int, repeats: int) -> dict:
     source, counts = dataset(size, data_dir)
     log(f"{size}: {counts}")
@@ -497,6 +554,7 @@ def main() -> None:
     parser.add_argument("--baseline-stores", type=int, default=200, help="stores the baseline is timed on")
     parser.add_argument("--repeats", type=int, default=3, help="GraphQL triggers per size")
     parser.add_argument("--only-concurrency", action="store_true", help="only the ten-triggers figure, on the sample")
+    parser.add_argument("--only-shards", action="store_true", help="only the store-shard table (10x)")
     args = parser.parse_args()
     results = {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -507,17 +565,21 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
         },
-        "concurrency": {mode: concurrency(mode, args.repeats) for mode in ("duckdb", "postgres")},
     }
-    if not args.only_concurrency:
+    if not args.only_shards:
+        results["concurrency"] = {mode: concurrency(mode, args.repeats) for mode in ("duckdb", "postgres")}
+    if not (args.only_concurrency or args.only_shards):
         results["sizes"] = {
             size: bench_size(size, args.data_dir, args.baseline_stores, args.repeats) for size in args.sizes
         }
+    if not args.only_concurrency and "10x" in args.sizes:
+        results["shards"] = bench_shards("10x", args.data_dir)
     out = BENCH_DIR / "results" / f"bench-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print(concurrency_table(results["concurrency"]))
-    if "phases" in results["concurrency"]["duckdb"]:
+    if "concurrency" in results:
+        print(concurrency_table(results["concurrency"]))
+    if "phases" in results.get("concurrency", {}).get("duckdb", {}):
         print()
         print(phases_table(results["concurrency"]["duckdb"]["phases"]))
     if "sizes" in results:
@@ -525,6 +587,10 @@ def main() -> None:
         print(table(results))
         print()
         print(targets_table(results))
+    if "shards" in results:
+        print()
+        print(f"report_job in store shards, 10x ({results['shards']['dataset']['polls'] / 1e6:.1f}M polls):")
+        print(shards_table(results["shards"]))
     print(f"\nwritten to {out.relative_to(REPO_ROOT)}")
 
 

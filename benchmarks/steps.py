@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -65,9 +66,13 @@ def report(args: argparse.Namespace) -> dict:
             run.build(step)
             timings[f"{step}_seconds"] = time.perf_counter() - step_started
         step_started = time.perf_counter()
-        record = run.write_report(Path(args.home) / "reports", "benchmark")
+        rows = run.file_bytes(storemon_report.REPORT_QUERY, "FORMAT csv, HEADER false")
+        storemon_report.write_atomically(
+            Path(args.home) / "reports" / "benchmark.csv", [storemon_report.REPORT_HEADER, rows]
+        )
         timings["csv_seconds"] = time.perf_counter() - step_started
-    return {"seconds": time.perf_counter() - started, "stores": record.row_count, "as_of": record.as_of, **timings}
+        stores, as_of = run.value("SELECT count(*) FROM store_report"), str(run.snapshot.as_of)
+    return {"seconds": time.perf_counter() - started, "stores": stores, "as_of": as_of, **timings}
 
 
 def cli(args: argparse.Namespace) -> dict:
@@ -115,13 +120,73 @@ def baseline(args: argparse.Namespace) -> dict:
     }
 
 
+def sharded(args: argparse.Namespace) -> dict:
+    """report_job on a home that holds the dataset, in --shards shards on --executor (dask: a
+    LocalCluster of two worker processes started first, as a long-lived cluster would be).
+    Per shard: its step's time, and its load and compute time and its process's peak RSS; the
+    coordination overhead is the run's time minus the slowest shard step."""
+    import dagster as dg
+
+    from storemon_pipeline.core.settings import settings_from_env
+    from storemon_pipeline.core.warehouse import open_warehouse
+    from storemon_pipeline.serving.cli import run_report_job
+    from storemon_pipeline.serving.serve import prepare_instance
+
+    settings = settings_from_env().replace(home=Path(args.home), reports_dir_override=Path(args.home) / "reports")
+    os.environ.update(prepare_instance(settings))
+    snapshot = open_warehouse(settings).pin_snapshot()
+    cluster = None
+    if args.executor == "dask":
+        from dask.distributed import LocalCluster
+
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        )
+    try:
+        started = time.perf_counter()
+        run_id, _ = run_report_job(
+            settings, snapshot, args.shards, args.executor, cluster.scheduler_address if cluster else None
+        )
+        seconds = time.perf_counter() - started
+    finally:
+        if cluster:
+            cluster.close()
+    with dg.DagsterInstance.get() as instance:
+        logs = instance.all_logs(run_id)
+        step_times: dict[str, dict] = {}
+        for entry in logs:
+            if entry.step_key and entry.step_key.startswith("report.compute_report_shard"):
+                kind = entry.dagster_event_type
+                if kind in (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS):
+                    step_times.setdefault(entry.step_key, {})[kind.value] = entry.timestamp
+        run_events = [
+            entry.timestamp
+            for entry in logs
+            if entry.dagster_event_type in (dg.DagsterEventType.RUN_START, dg.DagsterEventType.RUN_SUCCESS)
+        ]
+        metadata = instance.get_latest_materialization_event(dg.AssetKey("store_report")).asset_materialization.metadata
+    shard_steps = [times["STEP_SUCCESS"] - times["STEP_START"] for times in step_times.values()]
+    run_seconds = max(run_events) - min(run_events)
+    shards = [dict(row.data) for row in metadata["shard_timings"].value.records]
+    return {
+        "seconds": seconds,
+        "run_seconds": run_seconds,
+        "slowest_shard_step_seconds": max(shard_steps),
+        "coordination_seconds": run_seconds - max(shard_steps),
+        "shards": shards,
+        "shard_step_seconds": sorted(shard_steps),
+        "stores": metadata["dagster/row_count"].value,
+        "peak_rss_mb_of_shard_processes": max(shard["peak_rss_mb"] for shard in shards),
+    }
+
+
 def floor(args: argparse.Namespace) -> dict:
     from benchmarks.floor import floor_report
 
     return floor_report(Path(args.source).resolve(), Path(args.out))
 
 
-STEPS = {"ingest": ingest, "report": report, "cli": cli, "baseline": baseline, "floor": floor}
+STEPS = {"ingest": ingest, "report": report, "cli": cli, "baseline": baseline, "floor": floor, "sharded": sharded}
 
 
 def main() -> None:
@@ -133,6 +198,8 @@ def main() -> None:
     parser.add_argument("--stores", type=int, default=300)
     parser.add_argument("--storemon-csv")
     parser.add_argument("--warehouse", help="cli: a postgresql:// URL instead of the embedded file")
+    parser.add_argument("--shards", type=int, default=1, help="sharded: the number of store shards")
+    parser.add_argument("--executor", default="in_process", help="sharded: in_process, multiprocess or dask")
     args = parser.parse_args()
     figures = STEPS[args.step](args)
     figures.setdefault("peak_rss_mb", peak_rss_mb())

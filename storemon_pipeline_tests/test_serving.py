@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from storemon_pipeline.core import report
-from storemon_pipeline.core.settings import Settings, report_path, report_record_path
+from storemon_pipeline.core.settings import Settings, location, report_path, report_record_path
 from storemon_pipeline.serving.local_server import (
     STOREMON,
     StoremonServer,
@@ -37,6 +37,10 @@ def server(request, tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
     warehouse = request.getfixturevalue("postgres_server").new_database() if request.param == "postgres" else "duckdb"
     paths = Settings(home=root / "home", source_dir=copy_sample_sources(root / "sources"), warehouse=warehouse)
+    if request.param == "postgres":
+        # Production's layout: the shared warehouse, and reports in a store reached by URL
+        # (through fsspec, as s3://... would be).
+        paths = paths.replace(reports_dir_override=location(f"file://{root}/report-store"))
     server = StoremonServer(paths, dagster_port=free_port(), api_port=free_port())
     server.start()
     yield server

@@ -10,7 +10,7 @@ import os
 import uuid
 from pathlib import Path
 
-from storemon_pipeline.core.settings import Settings, redact
+from storemon_pipeline.core.settings import Settings, is_local, redact
 
 DUCKDB_MAGIC = b"DUCK"  # at byte 8 of every DuckDB database file
 
@@ -87,8 +87,9 @@ def postgres_problem(url: str) -> str | None:
 
 
 def storage_problems(settings: Settings) -> list[str]:
-    """Everything that would stop an ingest or a report from writing what it must."""
-    problems = [folder_problem(settings.reports_dir)]
+    """Everything that would stop an ingest or a report from writing what it must (a reports
+    store at a URL is the store's to keep writable)."""
+    problems = [folder_problem(settings.reports_dir)] if is_local(settings.reports_dir) else []
     if settings.embedded:
         problems += [folder_problem(settings.home), duckdb_file_problem(settings.database)]
     else:

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+import resource
+import tempfile
+from dataclasses import asdict, astuple, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from time import perf_counter
 
 import duckdb
 
 from storemon_pipeline.core.db import configure, fetch_row, fetch_value, hidden_temp_name, write_query
+from storemon_pipeline.core.health import is_no_space, no_space_error
 from storemon_pipeline.core.report_request import ReportError, parse_as_of, parse_snapshot  # noqa: F401 (the report's API)
-from storemon_pipeline.core.settings import report_path, report_record_path
-from storemon_pipeline.core.warehouse import Snapshot, Warehouse
+from storemon_pipeline.core.settings import is_local, report_path, report_record_path
+from storemon_pipeline.core.warehouse import ALL_STORES, Snapshot, StoreRange, Warehouse
 
 SQL_DIR = Path(__file__).with_name("sql")
 REPORT_COLUMNS = [
@@ -32,6 +36,12 @@ REPORT_COLUMNS = [
     "downtime_last_week",
 ]
 REPORT_QUERY = f"SELECT {', '.join(REPORT_COLUMNS)} FROM store_report ORDER BY store_id"
+# The CSV's first line, as DuckDB writes it; the rows follow, shard after shard.
+REPORT_HEADER = (",".join(REPORT_COLUMNS) + "\n").encode()
+# The report's intermediate tables, exported as the latest materialization of their assets.
+INTERMEDIATE_TABLES = ("localized_business_hours", "status_intervals")
+PREVIEW_ROWS = 10
+PREVIEW_QUERY = f"SELECT {', '.join(REPORT_COLUMNS)} FROM store_report ORDER BY downtime_last_week DESC, store_id LIMIT {PREVIEW_ROWS}"
 # The tables the SQL reads: the snapshot of the three sources, named as in the warehouse.
 SOURCE_TABLES = ("raw_store_polls", "raw_business_hours", "raw_store_timezones")
 
@@ -71,7 +81,7 @@ class ReportRecord:
 
     @classmethod
     def read(cls, path: Path) -> ReportRecord:
-        return cls(**json.loads(Path(path).read_text()))
+        return cls(**json.loads(path.read_text()))
 
 
 # How well the sources' ids match (on the report's stores): mangled ids (scientific
@@ -164,20 +174,29 @@ class ReportComputation:
     """One report run: a private in-memory DuckDB holding one snapshot and the derived tables.
 
     with ReportComputation(warehouse, load_id, as_of) as run:
-        run.build("localized_business_hours"); ...; run.write_report(reports_dir, report_id)
+        run.build_all(); run.value("SELECT count(*) FROM store_report")
+
+    compute_shard() runs one for a shard's stores (all, by default); AssembledReport writes
+    the shards' rows as one CSV.
     """
 
     STEPS = STEPS  # (the module's, for callers that hold a run)
 
-    def __init__(self, warehouse: Warehouse, load_id: int | None = None, as_of: datetime | None = None):
-        self.warehouse, self.load_id, self.as_of = warehouse, load_id, as_of
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        load_id: int | None = None,
+        as_of: datetime | None = None,
+        stores: StoreRange = ALL_STORES,
+    ):
+        self.warehouse, self.load_id, self.as_of, self.stores = warehouse, load_id, as_of, stores
         self.conn: duckdb.DuckDBPyConnection | None = None
         self.snapshot: Snapshot | None = None
 
     def __enter__(self) -> ReportComputation:
         self.conn = configure(duckdb.connect())
         try:
-            self.snapshot = self.warehouse.load_snapshot(self.conn, self.load_id, self.as_of)
+            self.snapshot = self.warehouse.load_snapshot(self.conn, self.load_id, self.as_of, self.stores)
             prepare_report(self.conn, self.snapshot.as_of)
         except BaseException:
             self.conn.close()
@@ -207,38 +226,167 @@ class ReportComputation:
     def frame(self, sql: str):
         return self.conn.execute(sql).df()
 
-    def export(self, table: str, path: Path) -> None:
-        """A keyed table as a Parquet file with the stores' ids, atomically (an intermediate
-        asset's latest materialization)."""
-        query = f"SELECT s.store_id, t.* EXCLUDE (store_key) FROM {table} t JOIN report_stores s USING (store_key) ORDER BY ALL"
-        write_query(self.conn, query, path, file_format="parquet")
+    def file_bytes(self, query: str, options: str) -> bytes:
+        """A query's result as the bytes of a file DuckDB writes (COPY ... TO)."""
+        with tempfile.TemporaryDirectory(prefix="storemon-shard-") as scratch:
+            path = Path(scratch) / "part"
+            self.conn.execute(f"COPY ({query}) TO '{path}' ({options})")
+            return path.read_bytes()
 
-    def write_report(self, reports_dir: Path, report_id: str) -> ReportRecord:
-        """``<id>.csv`` then ``<id>.json`` (its row of the history), each atomically; the JSON
-        is written last, so a history row always names a complete CSV."""
-        write_query(self.conn, REPORT_QUERY, report_path(reports_dir, report_id))
+
+@dataclass
+class ShardResult:
+    """What one shard of a report hands to the step that writes the report (picklable: it
+    travels through Dagster's I/O manager between processes or machines)."""
+
+    stores: StoreRange
+    snapshot: Snapshot
+    report_rows: bytes  # its rows of the report CSV, in store_id order, without the header
+    row_count: int
+    stores_down_in_last_hour: int
+    preview: list[tuple]  # its stores with most downtime last week
+    coverage: Coverage
+    violations: dict[str, int]
+    load_seconds: float
+    compute_seconds: float
+    peak_rss_mb: float  # of the process that ran it (a step shares it with the others in process)
+    tables: dict[str, bytes] = field(default_factory=dict)  # each of INTERMEDIATE_TABLES as Parquet
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def compute_shard(
+    warehouse: Warehouse, snapshot: Snapshot, stores: StoreRange = ALL_STORES, with_tables: bool = False
+) -> ShardResult:
+    """The report's rows for one shard's stores, from exactly their slice of the snapshot."""
+    started = perf_counter()
+    with ReportComputation(warehouse, snapshot.load_id, snapshot.as_of, stores) as run:
+        loaded = perf_counter()
+        run.build_all()
+        tables = {}
+        if with_tables:
+            for name in INTERMEDIATE_TABLES:
+                query = f"SELECT s.store_id, t.* EXCLUDE (store_key) FROM {name} t JOIN report_stores s USING (store_key) ORDER BY ALL"
+                tables[name] = run.file_bytes(query, "FORMAT parquet")
+        result = ShardResult(
+            stores=stores,
+            snapshot=run.snapshot,
+            report_rows=run.file_bytes(REPORT_QUERY, "FORMAT csv, HEADER false"),
+            row_count=run.value("SELECT count(*) FROM store_report"),
+            stores_down_in_last_hour=run.value("SELECT count(*) FROM store_report WHERE downtime_last_hour > 0"),
+            preview=run.conn.execute(PREVIEW_QUERY).fetchall(),
+            coverage=run.coverage(),
+            violations=run.check_report(),
+            load_seconds=loaded - started,
+            compute_seconds=perf_counter() - loaded,
+            peak_rss_mb=_peak_rss_mb(),
+            tables=tables,
+        )
+    return result
+
+
+@dataclass
+class AssembledReport:
+    """The shards of one report, put together in store order."""
+
+    shards: list[ShardResult]
+
+    def __post_init__(self):
+        self.shards = sorted(self.shards, key=lambda shard: shard.stores.index)
+        indexes = [shard.stores.index for shard in self.shards]
+        if not self.shards or indexes != list(range(self.shards[0].stores.count)):
+            raise ReportError(f"the report's shards are incomplete: got {indexes}")
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.shards[0].snapshot
+
+    @property
+    def row_count(self) -> int:
+        return sum(shard.row_count for shard in self.shards)
+
+    @property
+    def stores_down_in_last_hour(self) -> int:
+        return sum(shard.stores_down_in_last_hour for shard in self.shards)
+
+    @property
+    def coverage(self) -> Coverage:
+        return Coverage(*(sum(values) for values in zip(*(astuple(shard.coverage) for shard in self.shards))))
+
+    @property
+    def violations(self) -> dict[str, int]:
+        return {name: sum(shard.violations[name] for shard in self.shards) for name in REPORT_CHECKS_SQL}
+
+    @property
+    def preview(self) -> list[tuple]:
+        rows = [row for shard in self.shards for row in shard.preview]
+        return sorted(rows, key=lambda row: (-row[6], row[0].encode()))[:PREVIEW_ROWS]
+
+    def write(self, reports_dir: Path, report_id: str, warehouse_kind: str) -> ReportRecord:
+        """``<id>.csv`` (the header, then each shard's rows in store order) and then
+        ``<id>.json`` (its row of the history), each atomically: a history row always names a
+        complete CSV."""
+        path = report_path(reports_dir, report_id)
+        write_atomically(path, [REPORT_HEADER, *(shard.report_rows for shard in self.shards)])
         record = ReportRecord(
             report_id=report_id,
             as_of=str(self.snapshot.as_of),
             load_id=self.snapshot.load_id,
-            row_count=self.value("SELECT count(*) FROM store_report"),
+            row_count=self.row_count,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            warehouse=self.warehouse.kind,
+            warehouse=warehouse_kind,
         )
         write_json(report_record_path(reports_dir, report_id), asdict(record))
         return record
 
+    def write_tables(self, asset_dir: Path) -> dict[str, tuple[Path, int]]:
+        """Each intermediate table as one Parquet file (the shards' parts in order), atomically;
+        its path and row count."""
+        written = {}
+        with tempfile.TemporaryDirectory(prefix="storemon-parts-") as scratch, configure(duckdb.connect()) as conn:
+            for name in INTERMEDIATE_TABLES:
+                parts = []
+                for shard in self.shards:
+                    part = Path(scratch) / f"{name}-{shard.stores.index}.parquet"
+                    part.write_bytes(shard.tables[name])
+                    parts.append(str(part))
+                merged = Path(scratch) / f"{name}.parquet"
+                write_query(conn, f"SELECT * FROM read_parquet({parts!r})", merged, file_format="parquet")
+                path = asset_dir / f"{name}.parquet"
+                write_atomically(path, [merged.read_bytes()])
+                written[name] = (path, fetch_value(conn, f"SELECT count(*) FROM read_parquet('{merged}')"))
+        return written
 
-def write_json(path: Path, data) -> None:
-    path = Path(path)
+
+def write_atomically(path: Path, chunks) -> None:
+    """Write the chunks (bytes) as ``path``: a hidden temp file beside it, then a rename; at a
+    URL, one fsspec transaction (an object store publishes the object when it completes)."""
+    if not is_local(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.fs.transaction, path.fs.open(path.path, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = hidden_temp_name(path)
     try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        with open(tmp, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
         os.replace(tmp, path)
+    except OSError as error:
+        if is_no_space(error):
+            raise no_space_error(path.parent, error) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_json(path: Path, data) -> None:
+    write_atomically(path, [(json.dumps(data, indent=2) + "\n").encode()])
 
 
 def compute_report(warehouse: Warehouse, load_id: int | None = None, as_of: datetime | None = None):

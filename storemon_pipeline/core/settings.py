@@ -6,7 +6,7 @@
 | STOREMON_SOURCE_DIR | data/sample/ | the folder with the three source CSVs |
 | STOREMON_POLLS, STOREMON_HOURS, STOREMON_TIMEZONES | (the known names in the source folder) | explicit source files, any names; STOREMON_POLLS may list several, separated by `:` |
 | STOREMON_WAREHOUSE | duckdb | where the sources live: ``duckdb`` (the embedded file in the home) or a ``postgresql://`` URL |
-| STOREMON_REPORTS_DIR | $STOREMON_HOME/reports | report CSVs, their history rows, latest/ (a folder every machine sees) |
+| STOREMON_REPORTS_DIR | $STOREMON_HOME/reports | report CSVs, their history rows, latest/, and the report steps' hand-offs (.steps/): a folder or an fsspec URL (s3://bucket/reports) every machine reaches |
 | STOREMON_HOST | 127.0.0.1 | the address every service binds to and the CLI talks to |
 | STOREMON_DAGSTER_PORT | 3000 | the Dagster UI and GraphQL API |
 | STOREMON_API_PORT | 8000 | the REST API |
@@ -17,6 +17,7 @@
 | STOREMON_DUCKDB_MEMORY_LIMIT | DuckDB's (80% of RAM) | DuckDB's memory_limit, e.g. 2GB |
 | STOREMON_LOCK_TIMEOUT_SECONDS | 60 | how long a writer waits for readers of the DuckDB file (and a reader for a writer) |
 | STOREMON_RETENTION_DAYS | 35 | each load drops polls older than this many days before the newest poll (0: keep all) |
+| STOREMON_EXECUTOR | local | where the code location's runs execute their steps: `local` (each run chooses in_process, multiprocess or dask in its run config) or `k8s` (a pod per step; needs the `k8s` extra) |
 
 This module never imports dagster: the core, the Dagster layer and serving all read it.
 """
@@ -34,6 +35,9 @@ DEFAULT_HOME = REPO_ROOT / ".storemon"
 DEFAULT_SOURCE_DIR = REPO_ROOT / "data" / "sample"
 DEFAULT_TIMEZONE = "America/Chicago"
 EMBEDDED = "duckdb"
+# local: a run chooses in_process (default), multiprocess or dask (run config `execution`);
+# k8s: every step is a Kubernetes pod (dagster-k8s's k8s_job_executor).
+EXECUTORS = ("local", "k8s")
 # Here, not in jobs.py, so the CLI and the REST API can name the job without loading assets.
 REPORT_JOB_NAME = "report_job"
 INGEST_JOB_NAME = "ingest_job"
@@ -64,6 +68,7 @@ class Settings:
     # Explicit source files (source name -> paths); a source not named is found in source_dir.
     source_files: tuple[tuple[str, tuple[Path, ...]], ...] = ()
     demo_feed_seconds: float = 3600.0
+    executor: str = "local"
 
     @property
     def database(self) -> Path:
@@ -91,6 +96,12 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.reports_dir_override or self.home / "reports"
+
+    @property
+    def step_store(self) -> Path:
+        """Where report_job's steps hand their outputs to the next (Dagster's I/O manager):
+        beside the reports, so a step on another machine reads what a shard wrote."""
+        return self.reports_dir / ".steps"
 
     @property
     def asset_dir(self) -> Path:
@@ -131,7 +142,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         home=home,
         source_dir=Path(env.get("STOREMON_SOURCE_DIR") or DEFAULT_SOURCE_DIR).resolve(),
         warehouse=normalize_warehouse(env.get("STOREMON_WAREHOUSE")),
-        reports_dir_override=Path(reports).resolve() if reports else None,
+        reports_dir_override=location(reports) if reports else None,
         host=env.get("STOREMON_HOST") or "127.0.0.1",
         dagster_port=_number(env, "STOREMON_DAGSTER_PORT", 3000),
         api_port=_number(env, "STOREMON_API_PORT", 8000),
@@ -149,7 +160,15 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         demo_feed=(env.get("STOREMON_DEMO_FEED") or "0").strip().lower() in ("1", "true", "yes"),
         demo_feed_seconds=_number(env, "STOREMON_DEMO_FEED_SECONDS", 3600.0, float),
+        executor=_choice(env, "STOREMON_EXECUTOR", EXECUTORS),
     )
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or choices[0]).strip()
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} is not one of {', '.join(choices)} (default {choices[0]})")
+    return value
 
 
 class SettingsError(ValueError):
@@ -171,11 +190,26 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
+def location(text: str) -> Path:
+    """A folder setting: a local path, or an fsspec URL (``s3://bucket/prefix``, ``file:///...``)
+    as a UPath, which reads and writes through fsspec."""
+    if "://" in text:
+        from upath import UPath
+
+        return UPath(text)
+    return Path(text).resolve()
+
+
+def is_local(path: Path) -> bool:
+    """A plain local path (not a URL's UPath): os calls (rename, statvfs, FileResponse) apply."""
+    return isinstance(path, Path)
+
+
 def report_path(reports_dir: Path, report_id: str) -> Path:
     """Where the run ``report_id`` writes its report (callers pass a validated run id)."""
-    return Path(reports_dir) / f"{report_id}.csv"
+    return reports_dir / f"{report_id}.csv"
 
 
 def report_record_path(reports_dir: Path, report_id: str) -> Path:
     """The report's row of the reports history, written after its CSV."""
-    return Path(reports_dir) / f"{report_id}.json"
+    return reports_dir / f"{report_id}.json"

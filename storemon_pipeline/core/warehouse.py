@@ -59,6 +59,47 @@ class Snapshot:
     as_of: datetime
 
 
+@dataclass(frozen=True)
+class StoreRange:
+    """One shard of a report: the stores with ``first <= store_id < end`` in byte order
+    (None: unbounded). The report's stores are numbered in store_id order, so a shard is a
+    contiguous range of their keys, and its rows a contiguous run of the report's."""
+
+    index: int
+    count: int
+    first: str | None = None
+    end: str | None = None
+
+    def condition(self) -> str:
+        """SQL that keeps the range's rows (of a table with a store_id column)."""
+        bounds = [f"store_id >= {sql_literal(self.first)}"] if self.first is not None else []
+        bounds += [f"store_id < {sql_literal(self.end)}"] if self.end is not None else []
+        return " AND ".join(bounds) or "TRUE"
+
+
+ALL_STORES = StoreRange(index=0, count=1)
+# The first store id of each of {shards} shards of equal store counts (ntile over the
+# snapshot's polled stores in store_id order); both dialects sort text in byte order here.
+SHARD_STARTS_SQL = """
+    SELECT min(store_id) AS first FROM (
+        SELECT store_id, ntile({shards}) OVER (ORDER BY store_id) AS shard
+        FROM (SELECT DISTINCT store_id FROM {wh}.raw_store_polls WHERE load_id <= {load} AND timestamp_utc <= {as_of}) AS polled
+    ) AS numbered
+    GROUP BY shard ORDER BY shard
+"""
+
+
+def store_ranges(starts: list[str], count: int) -> list[StoreRange]:
+    """Shards from their first store ids; the first is open below and the last above, so every
+    id (also of hours and zones that match no polled store) falls in exactly one."""
+    starts = starts[: max(count, 1)] or [None]
+    ends = [*starts[1:], None]
+    return [
+        StoreRange(index=i, count=len(starts), first=first if i else None, end=end)
+        for i, (first, end) in enumerate(zip(starts, ends))
+    ]
+
+
 PROGRESS_SQL = (
     "SELECT path, byte_offset, next_line, fingerprint FROM {wh}.source_progress WHERE source = 'store_status'"
 )
@@ -79,7 +120,8 @@ def staged_bounds(staged: StagedLoad) -> tuple | None:
 
 def sql_literal(value) -> str:
     """A value as an SQL literal, for the statements both warehouses share (their parameter
-    styles differ). Only program-made values reach it: ints, timestamps, run ids."""
+    styles differ). Only program-made values reach it: ints, timestamps, run ids, and store
+    ids that validation accepted (no control characters), quoted by doubling the quote."""
     if value is None:
         return "NULL"
     if isinstance(value, int):
@@ -165,15 +207,15 @@ SNAPSHOT_SQL = {
     "raw_store_polls": """
         SELECT store_id, timestamp_utc,
                CASE WHEN inactive_from_load <= {load} THEN 'inactive' ELSE status END AS status
-        FROM {wh}.raw_store_polls WHERE load_id <= {load} AND timestamp_utc <= {as_of}
+        FROM {wh}.raw_store_polls WHERE load_id <= {load} AND timestamp_utc <= {as_of} AND {stores}
     """,
     "raw_business_hours": """
         SELECT store_id, day_of_week, start_time_local, end_time_local FROM {wh}.raw_business_hours
-        WHERE added_load <= {load} AND (retired_load IS NULL OR retired_load > {load})
+        WHERE added_load <= {load} AND (retired_load IS NULL OR retired_load > {load}) AND {stores}
     """,
     "raw_store_timezones": """
         SELECT store_id, timezone_str FROM {wh}.raw_store_timezones
-        WHERE added_load <= {load} AND (retired_load IS NULL OR retired_load > {load})
+        WHERE added_load <= {load} AND (retired_load IS NULL OR retired_load > {load}) AND {stores}
     """,
 }
 SNAPSHOT_COLUMNS = {
@@ -255,7 +297,11 @@ class Warehouse:
     # Implemented by each backend:
     def commit_load(self, staged: StagedLoad, run_id: str | None, progress: Progress = log.info) -> int: ...
     def load_snapshot(
-        self, conn: duckdb.DuckDBPyConnection, load_id: int | None, as_of: datetime | None
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        load_id: int | None,
+        as_of: datetime | None,
+        stores: StoreRange = ALL_STORES,
     ) -> Snapshot: ...
     def query(self, sql: str) -> list[tuple]: ...
 
@@ -295,6 +341,17 @@ class Warehouse:
                 HAVING count(*) > 1 AND max(p.load_id) > {since_load}) AS d
             """
         )[0][0]
+
+    def pin_snapshot(self, load_id: int | None = None, as_of: datetime | None = None) -> Snapshot:
+        """The snapshot a report of (load_id, as_of) reads: the latest load and its newest poll
+        unless given."""
+        return self._resolve_snapshot(self.query, load_id, as_of)
+
+    def shards(self, snapshot: Snapshot, count: int) -> list[StoreRange]:
+        """The snapshot's polled stores in ``count`` shards of (nearly) equal store counts
+        (fewer if there are fewer stores)."""
+        starts = self.query(_snapshot_query(SHARD_STARTS_SQL, snapshot).replace("{shards}", str(int(count))))
+        return store_ranges([first for (first,) in starts], count)
 
     def _resolve_snapshot(self, run_query, load_id: int | None, as_of: datetime | None) -> Snapshot:
         latest = run_query("SELECT max(load_id) FROM {wh}.loads")[0][0]
@@ -432,17 +489,23 @@ class DuckDBWarehouse(Warehouse):
                 raise
         return load_id
 
-    def load_snapshot(self, conn, load_id: int | None, as_of: datetime | None) -> Snapshot:
+    def load_snapshot(
+        self, conn, load_id: int | None, as_of: datetime | None, stores: StoreRange = ALL_STORES
+    ) -> Snapshot:
         with self.attached(conn, read_only=True):
             snapshot = self._resolve_snapshot(lambda sql: self._run(conn, sql), load_id, as_of)
             for table, sql in SNAPSHOT_SQL.items():
-                query = _snapshot_query(sql, snapshot).replace("{wh}", "wh")
+                query = _snapshot_query(sql, snapshot, stores).replace("{wh}", "wh")
                 conn.execute(f"CREATE OR REPLACE TABLE {table} AS {query}")
         return snapshot
 
 
-def _snapshot_query(sql: str, snapshot: Snapshot) -> str:
-    return sql.replace("{load}", str(snapshot.load_id)).replace("{as_of}", sql_literal(snapshot.as_of))
+def _snapshot_query(sql: str, snapshot: Snapshot, stores: StoreRange = ALL_STORES) -> str:
+    return (
+        sql.replace("{load}", str(snapshot.load_id))
+        .replace("{as_of}", sql_literal(snapshot.as_of))
+        .replace("{stores}", stores.condition())
+    )
 
 
 def _commit(staged: StagedLoad, run_id, bounds, run, progress_now: SourceProgress | None, retention_days: int) -> int:
@@ -600,7 +663,9 @@ class PostgresWarehouse(Warehouse):
             conn.commit()
         return load_id
 
-    def load_snapshot(self, conn, load_id: int | None, as_of: datetime | None) -> Snapshot:
+    def load_snapshot(
+        self, conn, load_id: int | None, as_of: datetime | None, stores: StoreRange = ALL_STORES
+    ) -> Snapshot:
         with self.connection(isolation="REPEATABLE READ", readonly=True) as pg, pg.cursor() as cur:
             if not self._has_schema(cur):
                 raise NothingIngested(
@@ -610,7 +675,7 @@ class PostgresWarehouse(Warehouse):
             with tempfile.TemporaryDirectory(prefix="storemon-snapshot-") as scratch:
                 for table, sql in SNAPSHOT_SQL.items():
                     path = Path(scratch) / f"{table}.csv"
-                    query = _snapshot_query(sql, snapshot).replace("{wh}", _PG_SCHEMA)
+                    query = _snapshot_query(sql, snapshot, stores).replace("{wh}", _PG_SCHEMA)
                     with open(path, "wb") as out:
                         cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", out)
                     columns = SNAPSHOT_COLUMNS[table]

@@ -30,5 +30,15 @@ class Storemon:
 StoremonResource = dg.ResourceParam[Storemon]
 
 
-def build_resources(settings: Settings | None = None) -> dict[str, Storemon]:
-    return {"storemon": Storemon(settings or settings_from_env())}
+def step_store_io_manager(settings: Settings) -> dg.IOManagerDefinition:
+    """Dagster's pickling I/O manager, in ``settings.step_store`` (a folder or URL beside the
+    reports), so a step on one machine reads what a step on another wrote. Not configurable
+    from the launchpad, like the rest of storemon's settings."""
+    from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
+
+    return dg.IOManagerDefinition.hardcoded_io_manager(PickledObjectFilesystemIOManager(str(settings.step_store)))
+
+
+def build_resources(settings: Settings | None = None) -> dict:
+    settings = settings or settings_from_env()
+    return {"storemon": Storemon(settings), "io_manager": step_store_io_manager(settings)}

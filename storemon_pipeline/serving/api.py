@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storemon_pipeline.core.health import storage_problems
 from storemon_pipeline.core.report_request import ReportError, parse_as_of
-from storemon_pipeline.core.settings import Settings, settings_from_env
+from storemon_pipeline.core.settings import Settings, is_local, settings_from_env
 from storemon_pipeline.serving.report_runs import (
     DagsterUnavailable,
     InvalidReportId,
@@ -142,12 +142,13 @@ def create_app(report_runs: ReportRuns, settings: Settings | None = None) -> Sta
         except DagsterUnavailable as error:
             return _error(503, str(error))
         if run.state is ReportState.COMPLETE:
-            return FileResponse(
-                run.path,
-                media_type="text/csv",
-                filename=f"report-{run.report_id}.csv",
-                headers={STATUS_HEADER: ReportState.COMPLETE.value},
-            )
+            headers = {STATUS_HEADER: ReportState.COMPLETE.value}
+            filename = f"report-{run.report_id}.csv"
+            if is_local(run.path):
+                return FileResponse(run.path, media_type="text/csv", filename=filename, headers=headers)
+            # A reports store at a URL: read through fsspec.
+            headers["content-disposition"] = f'attachment; filename="{filename}"'
+            return Response(run.path.read_bytes(), media_type="text/csv", headers=headers)
         body = {"report_id": run.report_id, "status": run.state.value, "run_status": run.run_status}
         if run.state is ReportState.FAILED:
             body["error"] = public(run.error or "")

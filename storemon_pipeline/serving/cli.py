@@ -3,11 +3,14 @@
     storemon report [--data-dir DIR] [--polls FILE...] [--hours FILE] [--timezones FILE]
                     [--as-of TIMESTAMP] [--snapshot LOAD_ID] [--out FILE]
                     [--home DIR] [--warehouse duckdb|postgresql://...]
+                    [--shards N] [--executor in_process|multiprocess|dask] [--dask-address tcp://...]
 
 ingests DIR (or the files named) as one load into the warehouse (the embedded DuckDB file of a fresh temporary
 home, or --home; or the Postgres database of --warehouse / STOREMON_WAREHOUSE) and computes
 the report from the latest load, or from --snapshot (a load id: exactly the polls that load
-had seen). Without --data-dir it reports on what the warehouse already holds. Exit codes:
+had seen). With --shards or --executor, the report is computed by report_job (a Dagster run
+on an instance in the home) in N store shards on that executor; the CSV is the same. Without
+--data-dir it reports on what the warehouse already holds. Exit codes:
 0 report written; 1 a source file or the warehouse could not be used (nothing written);
 2 report written but some rows were rejected or a file was damaged (listed on stderr).
 
@@ -45,7 +48,9 @@ def report_command(args: argparse.Namespace) -> int:
     temporary = args.home is None
     home = Path(args.home or tempfile.mkdtemp(prefix="storemon-home-")).resolve()
     try:
-        settings = settings_from_env().replace(home=home, reports_dir_override=home / "reports")
+        settings = settings_from_env()
+        # Reports go to STOREMON_REPORTS_DIR if set (a store other machines reach), else the home.
+        settings = settings.replace(home=home, reports_dir_override=settings.reports_dir_override or home / "reports")
         if args.warehouse:
             settings = settings.replace(warehouse=normalize_warehouse(args.warehouse))
         explicit = {
@@ -91,18 +96,19 @@ def report_command(args: argparse.Namespace) -> int:
                 for error in outcome.errors:
                     print(f"error: {error}", file=sys.stderr)
                 return EXIT_FAILED
-        with report.ReportComputation(
-            warehouse, report.parse_snapshot(args.snapshot), report.parse_as_of(args.as_of)
-        ) as run:
-            run.build_all()
-            run.write_report(settings.reports_dir, run_id)
-            coverage = run.coverage()
+        snapshot = warehouse.pin_snapshot(report.parse_snapshot(args.snapshot), report.parse_as_of(args.as_of))
+        if args.shards is None and args.executor is None:
+            assembled = report.AssembledReport([report.compute_shard(warehouse, snapshot)])
+            assembled.write(settings.reports_dir, run_id, warehouse.kind)
+            coverage = assembled.coverage
+        else:
+            run_id, coverage = run_report_job(settings, snapshot, args.shards or 1, args.executor, args.dask_address)
         print(f"note: {coverage.summary()}", file=sys.stderr)
         for warning in coverage.warnings():
             print(f"warning: {warning}", file=sys.stderr)
         path = report_path(settings.reports_dir, run_id)
         if args.out:
-            shutil.copyfile(path, args.out)
+            _copy_atomically(path, Path(args.out))
         else:
             sys.stdout.write(path.read_text())
         warned = ingesting and any(result.warnings for result in outcome.results.values())
@@ -113,6 +119,39 @@ def report_command(args: argparse.Namespace) -> int:
     finally:
         if temporary:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def run_report_job(settings, snapshot, shards: int, executor: str | None, dask_address: str | None):
+    """report_job on a Dagster instance in the home (its Postgres when the warehouse is), with
+    the executor chosen; the report's id (the run id) and the sources' coverage."""
+    import os
+
+    import dagster as dg
+    from dagster._core.definitions.reconstruct import build_reconstructable_job
+
+    from storemon_pipeline.core.report import Coverage, ReportError
+    from storemon_pipeline.executors import execution_config
+    from storemon_pipeline.serving.serve import prepare_instance
+
+    # The run's other processes (multiprocess steps, local Dask workers) read these.
+    os.environ.update(prepare_instance(settings))
+    run_config = {
+        "execution": execution_config(executor or "in_process", dask_address),
+        "ops": {"report": {"config": {"as_of": str(snapshot.as_of), "snapshot": snapshot.load_id, "shards": shards}}},
+    }
+    job = build_reconstructable_job("storemon_pipeline.definitions", "resolved_report_job")
+    with dg.DagsterInstance.get() as instance:
+        result = dg.execute_job(job, instance, run_config=run_config)
+        if not result.success:
+            failures = [event.message for event in result.all_events if event.is_step_failure or event.is_failure]
+            raise ReportError(f"report run {result.run_id} failed: {failures[0] if failures else 'see its logs'}")
+        (metadata,) = [
+            event.materialization.metadata
+            for event in result.get_asset_materialization_events()
+            if event.asset_key == dg.AssetKey("store_report")
+        ]
+    fields = Coverage.__dataclass_fields__
+    return result.run_id, Coverage(**{name: metadata[name].value for name in fields})
 
 
 def _report_runs(args: argparse.Namespace):
@@ -181,7 +220,8 @@ def get_report_command(args: argparse.Namespace) -> int:
 def _copy_atomically(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    shutil.copyfile(source, partial)
+    with source.open("rb") as data, open(partial, "wb") as out:  # (source may be at a URL)
+        shutil.copyfileobj(data, out)
     partial.replace(target)
 
 
@@ -218,6 +258,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from storemon_pipeline.core.settings import redact, settings_from_env
 
@@ -248,6 +298,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--snapshot", help="a load id: recompute from exactly the polls that load had seen")
     report.add_argument(
         "--warehouse", help=f"duckdb or a postgresql:// URL (STOREMON_WAREHOUSE; now {redact(settings.warehouse)})"
+    )
+    report.add_argument(
+        "--shards",
+        type=positive_int,
+        help="compute in this many store shards through report_job (a Dagster run in the home); same CSV",
+    )
+    report.add_argument(
+        "--executor",
+        choices=("in_process", "multiprocess", "dask"),
+        help="where report_job runs the shard steps (default in_process; dask: a local 2-worker cluster, "
+        "or --dask-address)",
+    )
+    report.add_argument(
+        "--dask-address", help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --executor dask)"
     )
     report.add_argument("--out", help="write the CSV here instead of stdout")
     report.add_argument("--home", help="keep state here instead of a temporary folder")

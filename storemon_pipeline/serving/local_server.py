@@ -91,6 +91,7 @@ class StoremonServer:
             "STOREMON_HOST": HOST,
             "STOREMON_DAGSTER_PORT": str(self.dagster_port),
             "STOREMON_API_PORT": str(self.api_port),
+            **({"STOREMON_REPORTS_DIR": str(self.paths.reports_dir)} if self.paths.reports_dir_override else {}),
             **self.extra_env,
         }
 

@@ -105,7 +105,7 @@ class ReportRuns:
     """Trigger and look up report runs on one Dagster webserver; read CSVs from reports_dir."""
 
     def __init__(self, host: str, port: int, reports_dir: Path, timeout: int = 60):
-        self.host, self.port, self.reports_dir, self.timeout = host, port, Path(reports_dir), timeout
+        self.host, self.port, self.reports_dir, self.timeout = host, port, reports_dir, timeout
 
     @property
     def url(self) -> str:

@@ -30,6 +30,7 @@ from storemon_pipeline.core.settings import (
     REPO_ROOT,
     SOURCE_FILE_VARIABLES,
     Settings,
+    is_local,
     settings_from_env,
 )
 
@@ -332,7 +333,8 @@ def main() -> None:
         "STOREMON_API_PORT": str(api_port),
     }
     os.environ.update(env)
-    for path in remove_stale_temp_files(settings.reports_dir) + remove_stale_temp_files(settings.asset_dir):
+    local = [folder for folder in (settings.reports_dir, settings.asset_dir) if is_local(folder)]
+    for path in [stale for folder in local for stale in remove_stale_temp_files(folder)]:
         print(f"storemon: removed {path}, left by a killed writer", flush=True)
     stop_requested = False
 

@@ -1,11 +1,15 @@
 """The report: business hours in UTC, status intervals, and the per-store report table.
 
-The three assets are one computation (``can_subset=False``): Dagster always materializes
-them together, in one step, from one snapshot pinned at the step's start. So selecting any
-of them in the UI, the CLI or GraphQL computes all three from the newest data, never from
-another run's leftovers.
+The three assets are one computation (``can_subset=False``), a graph of three steps:
+``pin_report_snapshot`` pins one snapshot and cuts its stores into ``shards`` ranges;
+``compute_report_shard`` runs once per shard (a dynamic fan-out, on whichever executor the
+run chose), from only its stores' slice of that snapshot; ``write_report`` puts the shards'
+rows together in store order as one CSV and materializes the three assets. Selecting any of
+them in the UI, the CLI or GraphQL computes all three from one snapshot, never from another
+run's leftovers.
 """
 
+import shutil
 from dataclasses import asdict
 
 import dagster as dg
@@ -14,10 +18,11 @@ from pydantic import Field
 from storemon_pipeline.assets import OWNERS
 from storemon_pipeline.assets.ingestion import raw_business_hours, raw_store_polls, raw_store_timezones
 from storemon_pipeline.core import report
+from storemon_pipeline.core.settings import is_local
+from storemon_pipeline.core.warehouse import Snapshot, StoreRange
 from storemon_pipeline.resources import StoremonResource
 
 GROUP = "report"
-PREVIEW_ROWS = 10
 SOURCES = [raw_store_polls.key, raw_business_hours.key, raw_store_timezones.key]
 _WINDOWS = {
     "hour": "the last hour, in minutes",
@@ -92,77 +97,124 @@ class ReportConfig(dg.Config):
         default=None,
         description="Recompute from exactly the polls that load had seen (a load id). Empty: the latest load.",
     )
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Compute in this many store shards (steps that the run's executor may run in parallel, "
+        "on other processes or machines). The CSV is the same for any number.",
+    )
 
 
-@dg.multi_asset(
-    name="report",
-    specs=[localized_business_hours, status_intervals, store_report],
-    check_specs=[
-        dg.AssetCheckSpec(name, asset=store_report.key, description=description)
-        for name, description in REPORT_CHECK_DESCRIPTIONS.items()
-    ],
-    can_subset=False,
-    description="Pin a snapshot (the latest load, or `snapshot`) and compute the three report tables from it.",
+def spec_deps(spec: dg.AssetSpec) -> list[dg.AssetKey]:
+    return [dep.asset_key for dep in spec.deps]
+
+
+@dg.op(
+    ins={key.path[-1]: dg.In(dg.Nothing) for key in SOURCES},
+    out=dg.DynamicOut(tuple),
+    description="Pin one snapshot and cut its polled stores into `shards` ranges.",
 )
-def report_assets_op(context: dg.AssetExecutionContext, config: ReportConfig, storemon: StoremonResource):
-    settings = storemon.settings
+def pin_report_snapshot(context: dg.OpExecutionContext, config: ReportConfig, storemon: StoremonResource):
     warehouse = storemon.open_warehouse(context)
+    snapshot = warehouse.pin_snapshot(report.parse_snapshot(config.snapshot), report.parse_as_of(config.as_of))
+    shards = warehouse.shards(snapshot, config.shards)
+    context.log.info(
+        f"pinned snapshot: load {snapshot.load_id} of {warehouse.location}, as_of {snapshot.as_of}; "
+        f"{len(shards)} shard(s)"
+    )
+    for shard in shards:
+        yield dg.DynamicOutput((snapshot, shard), mapping_key=str(shard.index))
+
+
+@dg.op(description="One shard's report rows, from only its stores' slice of the pinned snapshot.")
+def compute_report_shard(
+    context: dg.OpExecutionContext, shard: tuple, storemon: StoremonResource
+) -> report.ShardResult:
+    snapshot, stores = shard
+    assert isinstance(snapshot, Snapshot) and isinstance(stores, StoreRange)
+    result = report.compute_shard(storemon.open_warehouse(context), snapshot, stores, with_tables=True)
+    context.log.info(
+        f"shard {stores.index + 1} of {stores.count}: {result.row_count:,} stores; loaded in "
+        f"{result.load_seconds:.2f} s, computed in {result.compute_seconds:.2f} s; peak RSS {result.peak_rss_mb:,.0f} MB"
+    )
+    return result
+
+
+# The graph's outputs: one per asset, and one per check (named as Dagster names check outputs).
+WRITE_REPORT_OUTPUTS = [
+    *(name for name in ("localized_business_hours", "status_intervals", "store_report")),
+    *(f"store_report_{check}" for check in REPORT_CHECK_DESCRIPTIONS),
+]
+
+
+@dg.op(
+    out={name: dg.Out(dg.Nothing) for name in WRITE_REPORT_OUTPUTS},
+    description="Put the shards' rows together in store order as `reports/{run_id}.csv`, atomically.",
+)
+def write_report(context: dg.OpExecutionContext, shards: list, storemon: StoremonResource):
+    settings = storemon.settings
     report_id = context.run.run_id
-    with report.ReportComputation(
-        warehouse, report.parse_snapshot(config.snapshot), report.parse_as_of(config.as_of)
-    ) as run:
-        snapshot = run.snapshot
-        pinned = {"as_of": str(snapshot.as_of), "load_id": dg.MetadataValue.int(snapshot.load_id)}
-        context.log.info(f"pinned snapshot: load {snapshot.load_id} of {warehouse.location}, as_of {snapshot.as_of}")
-        for spec in (localized_business_hours, status_intervals):
-            name = spec.key.path[-1]
-            run.build(name)
-            path = settings.asset_dir / f"{name}.parquet"
-            run.export(name, path)
-            rows = run.value(f"SELECT count(*) FROM {name}")
-            context.log.info(f"{name}: {rows:,} rows -> {path}")
-            yield dg.MaterializeResult(
-                asset_key=spec.key,
-                metadata={
-                    **pinned,
-                    "dagster/row_count": dg.MetadataValue.int(rows),
-                    "path": dg.MetadataValue.path(str(path)),
-                },
-            )
-        run.build("store_report")
-        record = run.write_report(settings.reports_dir, report_id)
-        path = settings.reports_dir / f"{report_id}.csv"
-        preview = run.conn.execute(
-            f"SELECT {', '.join(report.REPORT_COLUMNS)} FROM store_report "
-            f"ORDER BY downtime_last_week DESC, store_id LIMIT {PREVIEW_ROWS}"
-        ).fetchall()
-        down_now = run.value("SELECT count(*) FROM store_report WHERE downtime_last_hour > 0")
-        coverage = run.coverage()
-        violations = run.check_report()
+    assembled = report.AssembledReport(shards)
+    snapshot = assembled.snapshot
+    pinned = {"as_of": str(snapshot.as_of), "load_id": dg.MetadataValue.int(snapshot.load_id)}
+    for name, (path, rows) in assembled.write_tables(settings.asset_dir).items():
+        context.log.info(f"{name}: {rows:,} rows -> {path}")
+        yield dg.Output(
+            None,
+            output_name=name,
+            metadata={
+                **pinned,
+                "dagster/row_count": dg.MetadataValue.int(rows),
+                "path": dg.MetadataValue.path(str(path)),
+            },
+        )
+    record = assembled.write(settings.reports_dir, report_id, storemon.open_warehouse().kind)
+    path = report.report_path(settings.reports_dir, report_id)
+    coverage = assembled.coverage
     context.log.info(f"report {report_id}: {record.row_count:,} stores as of {record.as_of} -> {path}")
     context.log.info(coverage.summary())
     for warning in coverage.warnings():
         context.log.warning(warning)
-    yield dg.MaterializeResult(
-        asset_key=store_report.key,
+    yield dg.Output(
+        None,
+        output_name=store_report.key.path[-1],
         metadata={
             **pinned,
             "report_id": report_id,
             "dagster/row_count": dg.MetadataValue.int(record.row_count),
             "path": dg.MetadataValue.path(str(path)),
-            "stores_down_in_last_hour": dg.MetadataValue.int(down_now),
+            "stores_down_in_last_hour": dg.MetadataValue.int(assembled.stores_down_in_last_hour),
             "created_at": record.created_at,
             "most_downtime_last_week": dg.MetadataValue.table(
                 records=[
-                    dg.TableRecord(dict(zip(report.REPORT_COLUMNS, (row[0], *map(float, row[1:]))))) for row in preview
+                    dg.TableRecord(dict(zip(report.REPORT_COLUMNS, (row[0], *map(float, row[1:])))))
+                    for row in assembled.preview
                 ],
                 schema=REPORT_SCHEMA,
             ),
             **{name: dg.MetadataValue.int(value) for name, value in asdict(coverage).items()},
             "id_warnings": "; ".join(coverage.warnings()) or "none",
+            "shards": dg.MetadataValue.int(len(assembled.shards)),
+            "shard_timings": dg.MetadataValue.table(
+                records=[
+                    dg.TableRecord(
+                        {
+                            "shard": shard.stores.index,
+                            "stores": shard.row_count,
+                            "load_seconds": round(shard.load_seconds, 3),
+                            "compute_seconds": round(shard.compute_seconds, 3),
+                            "peak_rss_mb": round(shard.peak_rss_mb, 1),
+                        }
+                    )
+                    for shard in assembled.shards
+                ],
+                schema=SHARD_TIMINGS_SCHEMA,
+            ),
         },
     )
-    for name, count in violations.items():
+    remove_hand_offs(settings.step_store / report_id)
+    for name, count in assembled.violations.items():
         yield dg.AssetCheckResult(
             asset_key=store_report.key,
             check_name=name,
@@ -171,4 +223,61 @@ def report_assets_op(context: dg.AssetExecutionContext, config: ReportConfig, st
         )
 
 
-report_assets = [report_assets_op]
+def remove_hand_offs(folder) -> None:
+    """The run's step outputs (the shards' rows) once the report holds them: they would
+    otherwise stay for every report ever run."""
+    if is_local(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+    elif folder.exists():
+        folder.fs.rm(folder.path, recursive=True)
+
+
+SHARD_TIMINGS_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("shard", "int", description="Its index; shards are store_id ranges in order"),
+        dg.TableColumn("stores", "int", description="Its stores (rows of the report)"),
+        dg.TableColumn("load_seconds", "float", description="Reading its slice of the snapshot"),
+        dg.TableColumn("compute_seconds", "float", description="The report SQL, checks and exports"),
+        dg.TableColumn("peak_rss_mb", "float", description="Peak RSS of the process that ran it"),
+    ]
+)
+
+
+ASSET_SPECS = (localized_business_hours, status_intervals, store_report)
+
+
+@dg.graph(
+    name="report",
+    ins={key.path[-1]: dg.GraphIn() for key in SOURCES},
+    out={name: dg.GraphOut() for name in WRITE_REPORT_OUTPUTS},
+    config=dg.ConfigMapping(
+        config_fn=lambda config: {"pin_report_snapshot": {"config": config}},
+        config_schema=ReportConfig.to_config_schema(),
+    ),
+)
+def report_graph(**sources):
+    """Pin a snapshot (the latest load, or `snapshot`), compute the report in `shards` store shards, write it."""
+    shards = pin_report_snapshot(**sources).map(compute_report_shard).collect()
+    return dict(zip(WRITE_REPORT_OUTPUTS, write_report(shards)))
+
+
+report_assets_graph = dg.AssetsDefinition.from_graph(
+    report_graph,
+    keys_by_input_name={key.path[-1]: key for key in SOURCES},
+    keys_by_output_name={spec.key.path[-1]: spec.key for spec in ASSET_SPECS},
+    # Each table is built from the one before it (the graph alone would say: all from the sources).
+    internal_asset_deps={spec.key.path[-1]: set(spec_deps(spec)) for spec in ASSET_SPECS},
+    group_name=GROUP,
+    descriptions_by_output_name={spec.key.path[-1]: spec.description for spec in ASSET_SPECS},
+    metadata_by_output_name={spec.key.path[-1]: dict(spec.metadata) for spec in ASSET_SPECS},
+    tags_by_output_name={
+        spec.key.path[-1]: {**spec.tags, **{f"dagster/kind/{kind}": "" for kind in spec.kinds}} for spec in ASSET_SPECS
+    },
+    owners_by_output_name={spec.key.path[-1]: list(spec.owners) for spec in ASSET_SPECS},
+    check_specs=[
+        dg.AssetCheckSpec(name, asset=store_report.key, description=description)
+        for name, description in REPORT_CHECK_DESCRIPTIONS.items()
+    ],
+    can_subset=False,
+)
+report_assets = [report_assets_graph]
