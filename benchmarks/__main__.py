@@ -186,8 +186,8 @@ PHASE_EVENTS = [
     ("dequeued to launched", "RunStartingEvent"),
     ("launched to worker running (fork, code loaded)", "RunStartEvent"),
     ("worker running to first step", "ExecutionStepStartEvent"),
-    ("the report step", "ExecutionStepSuccessEvent"),
-    ("step done to run done", "RunSuccessEvent"),
+    ("the first step (pin_report_snapshot)", "ExecutionStepSuccessEvent"),
+    ("the shard and write steps, to run done", "RunSuccessEvent"),
 ]
 
 
@@ -317,9 +317,9 @@ def bench_shards(size: str, data_dir: Path) -> dict:
 
 def shards_table(results: dict) -> str:
     lines = [
-        "| warehouse | executor | shards | run, s | slowest shard step, s | coordination, s | per shard: load s / compute s | "
-        "largest peak RSS of a shard's process, MB |",
-        "|---|---|---:|---:|---:|---:|---|---:|",
+        "| warehouse | executor | shards | run, s | slowest shard step, s | coordination, s | pin step, s | write step, s | "
+        "per shard: load s / compute s | largest peak RSS of a shard's process, MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for key, run in results["runs"].items():
         if key.endswith("/ingest"):
@@ -328,7 +328,7 @@ def shards_table(results: dict) -> str:
         per_shard = "; ".join(f"{s['load_seconds']:.2f} / {s['compute_seconds']:.2f}" for s in run["shards"])
         lines.append(
             f"| {warehouse} | {executor} | {shards} | {run['run_seconds']:.2f} | {run['slowest_shard_step_seconds']:.2f} | "
-            f"{run['coordination_seconds']:.2f} | {per_shard} | {run['peak_rss_mb_of_shard_processes']:,.0f} |"
+            f"{run['coordination_seconds']:.2f} | {run['pin_step_seconds']:.2f} | {run['write_step_seconds']:.2f} | {per_shard} | {run['peak_rss_mb_of_shard_processes']:,.0f} |"
         )
     return "\n".join(lines)
 

@@ -155,17 +155,17 @@ def sharded(args: argparse.Namespace) -> dict:
         logs = instance.all_logs(run_id)
         step_times: dict[str, dict] = {}
         for entry in logs:
-            if entry.step_key and entry.step_key.startswith("report.compute_report_shard"):
-                kind = entry.dagster_event_type
-                if kind in (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS):
-                    step_times.setdefault(entry.step_key, {})[kind.value] = entry.timestamp
+            kind = entry.dagster_event_type
+            if entry.step_key and kind in (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS):
+                step_times.setdefault(entry.step_key, {})[kind.value] = entry.timestamp
         run_events = [
             entry.timestamp
             for entry in logs
             if entry.dagster_event_type in (dg.DagsterEventType.RUN_START, dg.DagsterEventType.RUN_SUCCESS)
         ]
         metadata = instance.get_latest_materialization_event(dg.AssetKey("store_report")).asset_materialization.metadata
-    shard_steps = [times["STEP_SUCCESS"] - times["STEP_START"] for times in step_times.values()]
+    durations = {key: times["STEP_SUCCESS"] - times["STEP_START"] for key, times in step_times.items()}
+    shard_steps = [seconds for key, seconds in durations.items() if key.startswith("report.compute_report_shard")]
     run_seconds = max(run_events) - min(run_events)
     shards = [dict(row.data) for row in metadata["shard_timings"].value.records]
     return {
@@ -175,6 +175,8 @@ def sharded(args: argparse.Namespace) -> dict:
         "coordination_seconds": run_seconds - max(shard_steps),
         "shards": shards,
         "shard_step_seconds": sorted(shard_steps),
+        "pin_step_seconds": durations["report.pin_report_snapshot"],
+        "write_step_seconds": durations["report.write_report"],
         "stores": metadata["dagster/row_count"].value,
         "peak_rss_mb_of_shard_processes": max(shard["peak_rss_mb"] for shard in shards),
     }

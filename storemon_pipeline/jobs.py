@@ -17,6 +17,8 @@ report_job = dg.define_asset_job(
         "Compute the report from one pinned snapshot of the warehouse (the latest load, or "
         "`snapshot`): business hours in UTC, status intervals, and the per-store table written to "
         "`reports/{run_id}.csv`. The run id is the report_id. Optional run config under "
-        "`ops.report.config`: `as_of` (UTC) and `snapshot` (a load id)."
+        "`ops.report.config`: `as_of` (UTC), `snapshot` (a load id) and `shards` (store shards, "
+        "computed in parallel by the executor chosen under `execution.config`: in_process, "
+        "multiprocess or dask)."
     ),
 )
