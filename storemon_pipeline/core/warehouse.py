@@ -350,6 +350,8 @@ class Warehouse:
     def shards(self, snapshot: Snapshot, count: int) -> list[StoreRange]:
         """The snapshot's polled stores in ``count`` shards of (nearly) equal store counts
         (fewer if there are fewer stores)."""
+        if count <= 1:
+            return [ALL_STORES]  # (no need to count the stores)
         starts = self.query(_snapshot_query(SHARD_STARTS_SQL, snapshot).replace("{shards}", str(int(count))))
         return store_ranges([first for (first,) in starts], count)
 
