@@ -430,6 +430,12 @@ def test_report_asset_writes_the_csv_and_metadata(sample_settings):
     checks = {evaluation.check_name: evaluation.passed for evaluation in result.get_asset_check_evaluations()}
     assert checks == dict.fromkeys(REPORT_CHECK_DESCRIPTIONS, True)
     assert not list(settings.reports_dir.glob(".*.tmp"))
+    # The incidents: a file beside the report, its rows in the asset's metadata and the report's.
+    incidents = pd.read_csv(report.report_incidents_path(settings.reports_dir, result.run_id), dtype={"store_id": str})
+    assert list(incidents.columns) == report.INCIDENT_COLUMNS and len(incidents) > 0
+    assert materialization(result, "store_incidents").metadata["dagster/row_count"].value == len(incidents)
+    assert meta["incidents_last_week"].value == len(incidents)
+    assert set(incidents["store_id"]) <= set(frame["store_id"])
     record = report.ReportRecord.read(report_record_path(settings.reports_dir, result.run_id))
     assert (record.report_id, record.row_count, record.load_id, record.as_of) == (
         result.run_id,

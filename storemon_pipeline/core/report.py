@@ -22,7 +22,12 @@ import duckdb
 from storemon_pipeline.core.db import configure, fetch_row, fetch_value, hidden_temp_name, write_query
 from storemon_pipeline.core.health import is_no_space, no_space_error
 from storemon_pipeline.core.report_request import ReportError, parse_as_of, parse_snapshot  # noqa: F401 (the report's API)
-from storemon_pipeline.core.settings import is_local, report_path, report_record_path
+from storemon_pipeline.core.settings import (  # noqa: F401 (report_incidents_path: the report's API)
+    is_local,
+    report_incidents_path,
+    report_path,
+    report_record_path,
+)
 from storemon_pipeline.core.warehouse import ALL_STORES, Snapshot, StoreRange, Warehouse
 
 SQL_DIR = Path(__file__).with_name("sql")
@@ -41,6 +46,27 @@ REPORT_HEADER = (",".join(REPORT_COLUMNS) + "\n").encode()
 # The report's intermediate tables, exported as the latest materialization of their assets.
 INTERMEDIATE_TABLES = ("localized_business_hours", "status_intervals")
 PREVIEW_ROWS = 10
+# reports/<id>.incidents.csv (sql/store_incidents.sql documents each column).
+INCIDENT_COLUMNS = [
+    "store_id",
+    "start_utc",
+    "end_utc",
+    "first_inactive_utc",
+    "last_inactive_utc",
+    "preceding_active_utc",
+    "following_active_utc",
+    "min_minutes",
+    "max_minutes",
+    "inactive_polls",
+    "start_local",
+    "end_local",
+    "business_minutes",
+]
+INCIDENTS_HEADER = (",".join(INCIDENT_COLUMNS) + "\n").encode()
+INCIDENTS_QUERY = (
+    f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM store_incidents i JOIN report_stores s USING (store_key) "
+    "ORDER BY i.store_key, i.first_inactive_utc"
+)
 PREVIEW_QUERY = f"SELECT {', '.join(REPORT_COLUMNS)} FROM store_report ORDER BY downtime_last_week DESC, store_id LIMIT {PREVIEW_ROWS}"
 # The tables the SQL reads: the snapshot of the three sources, named as in the warehouse.
 SOURCE_TABLES = ("raw_store_polls", "raw_business_hours", "raw_store_timezones")
@@ -50,7 +76,7 @@ def run_sql(conn: duckdb.DuckDBPyConnection, name: str) -> None:
     conn.execute((SQL_DIR / f"{name}.sql").read_text())
 
 
-STEPS = ("localized_business_hours", "status_intervals", "store_report")
+STEPS = ("localized_business_hours", "status_intervals", "store_report", "store_incidents")
 
 
 def prepare_report(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
@@ -242,6 +268,8 @@ class ShardResult:
     stores: StoreRange
     snapshot: Snapshot
     report_rows: bytes  # its rows of the report CSV, in store_id order, without the header
+    incident_rows: bytes  # its rows of the incidents CSV, likewise
+    incident_count: int
     row_count: int
     stores_down_in_last_hour: int
     preview: list[tuple]  # its stores with most downtime last week
@@ -274,6 +302,8 @@ def compute_shard(
             stores=stores,
             snapshot=run.snapshot,
             report_rows=run.file_bytes(REPORT_QUERY, "FORMAT csv, HEADER false"),
+            incident_rows=run.file_bytes(INCIDENTS_QUERY, "FORMAT csv, HEADER false"),
+            incident_count=run.value("SELECT count(*) FROM store_incidents"),
             row_count=run.value("SELECT count(*) FROM store_report"),
             stores_down_in_last_hour=run.value("SELECT count(*) FROM store_report WHERE downtime_last_hour > 0"),
             preview=run.conn.execute(PREVIEW_QUERY).fetchall(),
@@ -320,16 +350,23 @@ class AssembledReport:
         return {name: sum(shard.violations[name] for shard in self.shards) for name in REPORT_CHECKS_SQL}
 
     @property
+    def incident_count(self) -> int:
+        return sum(shard.incident_count for shard in self.shards)
+
+    @property
     def preview(self) -> list[tuple]:
         rows = [row for shard in self.shards for row in shard.preview]
         return sorted(rows, key=lambda row: (-row[6], row[0].encode()))[:PREVIEW_ROWS]
 
     def write(self, reports_dir: Path, report_id: str, warehouse_kind: str) -> ReportRecord:
-        """``<id>.csv`` (the header, then each shard's rows in store order) and then
-        ``<id>.json`` (its row of the history), each atomically: a history row always names a
-        complete CSV."""
+        """``<id>.csv`` (the header, then each shard's rows in store order), ``<id>.incidents.csv``
+        and then ``<id>.json`` (its row of the history), each atomically: a history row always
+        names complete files."""
         path = report_path(reports_dir, report_id)
         write_atomically(path, [REPORT_HEADER, *(shard.report_rows for shard in self.shards)])
+        write_atomically(
+            report_incidents_path(reports_dir, report_id), [INCIDENTS_HEADER, *(s.incident_rows for s in self.shards)]
+        )
         record = ReportRecord(
             report_id=report_id,
             as_of=str(self.snapshot.as_of),

@@ -210,6 +210,11 @@ def report_path(reports_dir: Path, report_id: str) -> Path:
     return reports_dir / f"{report_id}.csv"
 
 
+def report_incidents_path(reports_dir: Path, report_id: str) -> Path:
+    """The outages behind the report (sql/store_incidents.sql), written with its CSV."""
+    return reports_dir / f"{report_id}.incidents.csv"
+
+
 def report_record_path(reports_dir: Path, report_id: str) -> Path:
     """The report's row of the reports history, written after its CSV."""
     return reports_dir / f"{report_id}.json"

@@ -17,7 +17,13 @@ from typing import Any
 
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from storemon_pipeline.core.settings import CODE_LOCATION_NAME, REPORT_JOB_NAME, report_path, report_record_path
+from storemon_pipeline.core.settings import (
+    CODE_LOCATION_NAME,
+    REPORT_JOB_NAME,
+    report_incidents_path,
+    report_path,
+    report_record_path,
+)
 
 # Dagster run ids are UUIDs; only this exact shape may ever become part of a file name.
 _REPORT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -209,8 +215,8 @@ class ReportRuns:
     def _remove_orphaned_files(self, report_id: str) -> None:
         """A run killed after writing its files, before Dagster recorded success, is Failed:
         its files go, so that the folder and the status agree."""
-        for path in (report_path(self.reports_dir, report_id), report_record_path(self.reports_dir, report_id)):
-            path.unlink(missing_ok=True)
+        for where in (report_path, report_incidents_path, report_record_path):
+            where(self.reports_dir, report_id).unlink(missing_ok=True)
 
     def _failure_text(self, report_id: str, status: str) -> str:
         if status == "CANCELING":

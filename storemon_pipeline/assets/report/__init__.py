@@ -86,6 +86,19 @@ store_report = dg.AssetSpec(
         "Written to `reports/{run_id}.csv`; the run id is the report_id."
     ),
 )
+store_incidents = dg.AssetSpec(
+    "store_incidents",
+    group_name=GROUP,
+    deps=[status_intervals.key],
+    kinds={"duckdb", "csv"},
+    owners=OWNERS,
+    tags={"storemon/output": "incidents"},
+    description=(
+        "The outages the polls show in the last week, one row per run of inactive in-hours polls: the "
+        "nearest-poll start and end, hard bounds (the active polls around it), local times and the business "
+        "minutes it cost. Written to `reports/{run_id}.incidents.csv` (columns: core/sql/store_incidents.sql)."
+    ),
+)
 
 
 class ReportConfig(dg.Config):
@@ -143,7 +156,7 @@ def compute_report_shard(
 
 # The graph's outputs: one per asset, and one per check (named as Dagster names check outputs).
 WRITE_REPORT_OUTPUTS = [
-    *(name for name in ("localized_business_hours", "status_intervals", "store_report")),
+    *(name for name in ("localized_business_hours", "status_intervals", "store_report", "store_incidents")),
     *(f"store_report_{check}" for check in REPORT_CHECK_DESCRIPTIONS),
 ]
 
@@ -195,6 +208,7 @@ def write_report(context: dg.OpExecutionContext, shards: list, storemon: Storemo
             ),
             **{name: dg.MetadataValue.int(value) for name, value in asdict(coverage).items()},
             "id_warnings": "; ".join(coverage.warnings()) or "none",
+            "incidents_last_week": dg.MetadataValue.int(assembled.incident_count),
             "shards": dg.MetadataValue.int(len(assembled.shards)),
             "shard_timings": dg.MetadataValue.table(
                 records=[
@@ -211,6 +225,16 @@ def write_report(context: dg.OpExecutionContext, shards: list, storemon: Storemo
                 ],
                 schema=SHARD_TIMINGS_SCHEMA,
             ),
+        },
+    )
+    incidents_path = report.report_incidents_path(settings.reports_dir, report_id)
+    yield dg.Output(
+        None,
+        output_name=store_incidents.key.path[-1],
+        metadata={
+            **pinned,
+            "dagster/row_count": dg.MetadataValue.int(assembled.incident_count),
+            "path": dg.MetadataValue.path(str(incidents_path)),
         },
     )
     remove_hand_offs(settings.step_store / report_id)
@@ -243,7 +267,7 @@ SHARD_TIMINGS_SCHEMA = dg.TableSchema(
 )
 
 
-ASSET_SPECS = (localized_business_hours, status_intervals, store_report)
+ASSET_SPECS = (localized_business_hours, status_intervals, store_report, store_incidents)
 
 
 @dg.graph(

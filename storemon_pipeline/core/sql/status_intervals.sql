@@ -1,16 +1,21 @@
 -- Business-hours UTC intervals of every polled store, cut where the status changes and
 -- labelled by the nearest in-hours poll at or before as_of.
--- Input: report_polls, localized_business_hours. Columns: store_key, start_utc, end_utc, status.
+-- Input: report_polls, localized_business_hours.
+--
+-- evidence_polls:   store_key, timestamp_utc, status: the polls inside business hours (the
+--                   only evidence; store_incidents reads them too)
+-- status_intervals: store_key, start_utc, end_utc, status
+
+-- (Intervals are merged, so the latest interval starting at or before a poll is the only one
+-- that can hold it.)
+CREATE OR REPLACE TABLE evidence_polls AS
+SELECT p.store_key, p.timestamp_utc, p.status
+FROM report_polls p
+ASOF JOIN localized_business_hours b ON p.store_key = b.store_key AND p.timestamp_utc >= b.start_utc
+WHERE p.timestamp_utc < b.end_utc;
+
 CREATE OR REPLACE TABLE status_intervals AS
 WITH
--- Evidence: polls inside business hours (intervals are merged, so the latest interval
--- starting at or before a poll is the only one that can hold it).
-evidence_polls AS (
-    SELECT p.store_key, p.timestamp_utc, p.status
-    FROM report_polls p
-    ASOF JOIN localized_business_hours b ON p.store_key = b.store_key AND p.timestamp_utc >= b.start_utc
-    WHERE p.timestamp_utc < b.end_utc
-),
 -- (Two polls of a store at the same instant never reach this table: ingestion keeps one
 -- per (store_id, timestamp_utc), inactive if they disagree; no_duplicate_poll_keys checks it.)
 neighbours AS (
