@@ -26,16 +26,9 @@ def incidents_and_truth(request, tmp_path_factory):
     warehouse = open_warehouse(settings)
     ingest.ingest(warehouse, settings.source_dir, progress=lambda message: None)
     shard = report.compute_shard(warehouse, warehouse.pin_snapshot())
-    times = [
-        "start_utc",
-        "end_utc",
-        "first_inactive_utc",
-        "last_inactive_utc",
-        "preceding_active_utc",
-        "following_active_utc",
-    ]
+    times = [column for column in report.INCIDENT_COLUMNS if column.endswith(("_utc", "_local"))]
     incidents = pd.read_csv(io.BytesIO(report.INCIDENTS_HEADER + shard.incident_rows), dtype={"store_id": str})
-    for column in times + ["start_local", "end_local"]:
+    for column in times:
         incidents[column] = pd.to_datetime(incidents[column], format="ISO8601")
     rows = pd.read_csv(io.BytesIO(report.REPORT_HEADER + shard.report_rows), dtype={"store_id": str})
     timeline = pd.read_csv(root / "truth" / "timeline.csv", dtype={"store_id": str})
