@@ -62,6 +62,19 @@ def measure(intervals, lo: datetime, hi: datetime) -> float:
     return sum(max(0.0, (min(e, hi) - max(s, lo)).total_seconds()) for s, e in intervals)
 
 
+def nearest_poll_up_seconds(evidence: list[tuple[datetime, str]], intervals, lo: datetime, hi: datetime) -> float:
+    """Business seconds in [lo, hi) whose nearest evidence poll (sorted (time, status)) is active."""
+    up_seconds = 0.0
+    for i, (t, status) in enumerate(evidence):
+        if status != "active":
+            continue
+        # The set of instants whose nearest evidence poll is this one.
+        cell_lo = evidence[i - 1][0] + (t - evidence[i - 1][0]) / 2 if i > 0 else datetime.min + FAR
+        cell_hi = t + (evidence[i + 1][0] - t) / 2 if i + 1 < len(evidence) else datetime.max - FAR
+        up_seconds += measure(intervals, max(lo, cell_lo), min(hi, cell_hi))
+    return up_seconds
+
+
 def oracle_report(
     polls: list[tuple[str, datetime, str]],
     hours: list[tuple[str, int, time, time]],
@@ -91,14 +104,7 @@ def oracle_report(
         for name, length in WINDOWS.items():
             lo = as_of - length
             open_seconds = measure(intervals, lo, as_of)
-            up_seconds = 0.0
-            for i, (t, status) in enumerate(evidence):
-                if status != "active":
-                    continue
-                # The set of instants whose nearest evidence poll is this one.
-                cell_lo = evidence[i - 1][0] + (t - evidence[i - 1][0]) / 2 if i > 0 else datetime.min + FAR
-                cell_hi = t + (evidence[i + 1][0] - t) / 2 if i + 1 < len(evidence) else datetime.max - FAR
-                up_seconds += measure(intervals, max(lo, cell_lo), min(as_of, cell_hi))
+            up_seconds = nearest_poll_up_seconds(evidence, intervals, lo, as_of)
             unit = 60 if name == "hour" else 3600
             row[f"uptime_{name}"] = up_seconds / unit
             row[f"downtime_{name}"] = (open_seconds - up_seconds) / unit

@@ -18,6 +18,8 @@ def test_definitions_load():
         "localized_business_hours",
         "status_intervals",
         "store_report",
+        "store_incidents",
+        "store_daily_uptime",
     }
     sensor = defs.resolve_sensor_def("report_on_new_polls")
     assert sensor.job_name == "report_job"
@@ -39,6 +41,8 @@ def test_only_the_writer_is_in_the_writer_pool():
         "localized_business_hours": set(),
         "status_intervals": set(),
         "store_report": set(),
+        "store_incidents": set(),
+        "store_daily_uptime": set(),
     }
 
 

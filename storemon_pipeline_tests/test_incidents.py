@@ -27,7 +27,8 @@ def incidents_and_truth(request, tmp_path_factory):
     ingest.ingest(warehouse, settings.source_dir, progress=lambda message: None)
     shard = report.compute_shard(warehouse, warehouse.pin_snapshot())
     times = [column for column in report.INCIDENT_COLUMNS if column.endswith(("_utc", "_local"))]
-    incidents = pd.read_csv(io.BytesIO(report.INCIDENTS_HEADER + shard.incident_rows), dtype={"store_id": str})
+    file = report.REPORT_FILES["incidents"]
+    incidents = pd.read_csv(io.BytesIO(file.header + shard.file_rows["incidents"]), dtype={"store_id": str})
     for column in times:
         incidents[column] = pd.to_datetime(incidents[column], format="ISO8601")
     rows = pd.read_csv(io.BytesIO(report.REPORT_HEADER + shard.report_rows), dtype={"store_id": str})

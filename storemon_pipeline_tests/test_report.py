@@ -431,11 +431,15 @@ def test_report_asset_writes_the_csv_and_metadata(sample_settings):
     assert checks == dict.fromkeys(REPORT_CHECK_DESCRIPTIONS, True)
     assert not list(settings.reports_dir.glob(".*.tmp"))
     # The incidents: a file beside the report, its rows in the asset's metadata and the report's.
-    incidents = pd.read_csv(report.report_incidents_path(settings.reports_dir, result.run_id), dtype={"store_id": str})
+    incidents = pd.read_csv(report.report_file_path(settings.reports_dir, result.run_id, "incidents"), dtype=str)
     assert list(incidents.columns) == report.INCIDENT_COLUMNS and len(incidents) > 0
     assert materialization(result, "store_incidents").metadata["dagster/row_count"].value == len(incidents)
     assert meta["incidents_last_week"].value == len(incidents)
     assert set(incidents["store_id"]) <= set(frame["store_id"])
+    # ... and the daily breakdown: 7 local dates per store.
+    daily = pd.read_csv(report.report_file_path(settings.reports_dir, result.run_id, "daily"), dtype={"store_id": str})
+    assert list(daily.columns) == report.DAILY_COLUMNS and len(daily) == 7 * 300
+    assert materialization(result, "store_daily_uptime").metadata["dagster/row_count"].value == len(daily)
     record = report.ReportRecord.read(report_record_path(settings.reports_dir, result.run_id))
     assert (record.report_id, record.row_count, record.load_id, record.as_of) == (
         result.run_id,

@@ -22,9 +22,9 @@ import duckdb
 from storemon_pipeline.core.db import configure, fetch_row, fetch_value, hidden_temp_name, write_query
 from storemon_pipeline.core.health import is_no_space, no_space_error
 from storemon_pipeline.core.report_request import ReportError, parse_as_of, parse_snapshot  # noqa: F401 (the report's API)
-from storemon_pipeline.core.settings import (  # noqa: F401 (report_incidents_path: the report's API)
+from storemon_pipeline.core.settings import (  # noqa: F401 (report_file_path: the report's API)
     is_local,
-    report_incidents_path,
+    report_file_path,
     report_path,
     report_record_path,
 )
@@ -62,11 +62,35 @@ INCIDENT_COLUMNS = [
     "end_local",
     "business_minutes",
 ]
-INCIDENTS_HEADER = (",".join(INCIDENT_COLUMNS) + "\n").encode()
-INCIDENTS_QUERY = (
-    f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM store_incidents i JOIN report_stores s USING (store_key) "
-    "ORDER BY i.store_key, i.first_inactive_utc"
-)
+# reports/<id>.daily.csv (sql/store_daily_uptime.sql).
+DAILY_COLUMNS = ["store_id", "local_date", "business_hours", "uptime", "downtime"]
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """A CSV written beside each report: ``reports/<id>.<name>.csv``, rows in store order."""
+
+    name: str
+    table: str
+    columns: list[str]
+    order: str  # after the store, within it
+
+    @property
+    def header(self) -> bytes:
+        return (",".join(self.columns) + "\n").encode()
+
+    @property
+    def query(self) -> str:
+        return (
+            f"SELECT {', '.join(self.columns)} FROM {self.table} t JOIN report_stores s USING (store_key) "
+            f"ORDER BY t.store_key, t.{self.order}"
+        )
+
+
+REPORT_FILES = {
+    "incidents": ReportFile("incidents", "store_incidents", INCIDENT_COLUMNS, "first_inactive_utc"),
+    "daily": ReportFile("daily", "store_daily_uptime", DAILY_COLUMNS, "local_date"),
+}
 PREVIEW_QUERY = f"SELECT {', '.join(REPORT_COLUMNS)} FROM store_report ORDER BY downtime_last_week DESC, store_id LIMIT {PREVIEW_ROWS}"
 # The tables the SQL reads: the snapshot of the three sources, named as in the warehouse.
 SOURCE_TABLES = ("raw_store_polls", "raw_business_hours", "raw_store_timezones")
@@ -76,7 +100,7 @@ def run_sql(conn: duckdb.DuckDBPyConnection, name: str) -> None:
     conn.execute((SQL_DIR / f"{name}.sql").read_text())
 
 
-STEPS = ("localized_business_hours", "status_intervals", "store_report", "store_incidents")
+STEPS = ("localized_business_hours", "status_intervals", "store_report", "store_incidents", "store_daily_uptime")
 
 
 def prepare_report(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
@@ -268,8 +292,8 @@ class ShardResult:
     stores: StoreRange
     snapshot: Snapshot
     report_rows: bytes  # its rows of the report CSV, in store_id order, without the header
-    incident_rows: bytes  # its rows of the incidents CSV, likewise
-    incident_count: int
+    file_rows: dict[str, bytes]  # its rows of each of REPORT_FILES, likewise
+    file_row_counts: dict[str, int]
     row_count: int
     stores_down_in_last_hour: int
     preview: list[tuple]  # its stores with most downtime last week
@@ -302,8 +326,8 @@ def compute_shard(
             stores=stores,
             snapshot=run.snapshot,
             report_rows=run.file_bytes(REPORT_QUERY, "FORMAT csv, HEADER false"),
-            incident_rows=run.file_bytes(INCIDENTS_QUERY, "FORMAT csv, HEADER false"),
-            incident_count=run.value("SELECT count(*) FROM store_incidents"),
+            file_rows={name: run.file_bytes(f.query, "FORMAT csv, HEADER false") for name, f in REPORT_FILES.items()},
+            file_row_counts={name: run.value(f"SELECT count(*) FROM {f.table}") for name, f in REPORT_FILES.items()},
             row_count=run.value("SELECT count(*) FROM store_report"),
             stores_down_in_last_hour=run.value("SELECT count(*) FROM store_report WHERE downtime_last_hour > 0"),
             preview=run.conn.execute(PREVIEW_QUERY).fetchall(),
@@ -349,9 +373,8 @@ class AssembledReport:
     def violations(self) -> dict[str, int]:
         return {name: sum(shard.violations[name] for shard in self.shards) for name in REPORT_CHECKS_SQL}
 
-    @property
-    def incident_count(self) -> int:
-        return sum(shard.incident_count for shard in self.shards)
+    def file_row_count(self, name: str) -> int:
+        return sum(shard.file_row_counts[name] for shard in self.shards)
 
     @property
     def preview(self) -> list[tuple]:
@@ -359,14 +382,14 @@ class AssembledReport:
         return sorted(rows, key=lambda row: (-row[6], row[0].encode()))[:PREVIEW_ROWS]
 
     def write(self, reports_dir: Path, report_id: str, warehouse_kind: str) -> ReportRecord:
-        """``<id>.csv`` (the header, then each shard's rows in store order), ``<id>.incidents.csv``
-        and then ``<id>.json`` (its row of the history), each atomically: a history row always
-        names complete files."""
+        """``<id>.csv`` (the header, then each shard's rows in store order), each of
+        REPORT_FILES, and then ``<id>.json`` (its row of the history), each atomically: a
+        history row always names complete files."""
         path = report_path(reports_dir, report_id)
         write_atomically(path, [REPORT_HEADER, *(shard.report_rows for shard in self.shards)])
-        write_atomically(
-            report_incidents_path(reports_dir, report_id), [INCIDENTS_HEADER, *(s.incident_rows for s in self.shards)]
-        )
+        for name, file in REPORT_FILES.items():
+            rows = [shard.file_rows[name] for shard in self.shards]
+            write_atomically(report_file_path(reports_dir, report_id, name), [file.header, *rows])
         record = ReportRecord(
             report_id=report_id,
             as_of=str(self.snapshot.as_of),

@@ -210,9 +210,9 @@ def report_path(reports_dir: Path, report_id: str) -> Path:
     return reports_dir / f"{report_id}.csv"
 
 
-def report_incidents_path(reports_dir: Path, report_id: str) -> Path:
-    """The outages behind the report (sql/store_incidents.sql), written with its CSV."""
-    return reports_dir / f"{report_id}.incidents.csv"
+def report_file_path(reports_dir: Path, report_id: str, name: str) -> Path:
+    """One of the CSVs written with the report (core.report.REPORT_FILES: incidents, daily)."""
+    return reports_dir / f"{report_id}.{name}.csv"
 
 
 def report_record_path(reports_dir: Path, report_id: str) -> Path:

@@ -20,7 +20,7 @@ from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from storemon_pipeline.core.settings import (
     CODE_LOCATION_NAME,
     REPORT_JOB_NAME,
-    report_incidents_path,
+    report_file_path,
     report_path,
     report_record_path,
 )
@@ -215,8 +215,12 @@ class ReportRuns:
     def _remove_orphaned_files(self, report_id: str) -> None:
         """A run killed after writing its files, before Dagster recorded success, is Failed:
         its files go, so that the folder and the status agree."""
-        for where in (report_path, report_incidents_path, report_record_path):
-            where(self.reports_dir, report_id).unlink(missing_ok=True)
+        for path in (
+            report_path(self.reports_dir, report_id),
+            *(report_file_path(self.reports_dir, report_id, name) for name in ("incidents", "daily")),
+            report_record_path(self.reports_dir, report_id),
+        ):
+            path.unlink(missing_ok=True)
 
     def _failure_text(self, report_id: str, status: str) -> str:
         if status == "CANCELING":

@@ -86,18 +86,34 @@ store_report = dg.AssetSpec(
         "Written to `reports/{run_id}.csv`; the run id is the report_id."
     ),
 )
-store_incidents = dg.AssetSpec(
+
+
+def _report_file_spec(name: str, file: str, description: str) -> dg.AssetSpec:
+    """An asset written as one of the CSVs beside each report (core.report.REPORT_FILES)."""
+    return dg.AssetSpec(
+        name,
+        group_name=GROUP,
+        deps=[status_intervals.key],
+        kinds={"duckdb", "csv"},
+        owners=OWNERS,
+        tags={"storemon/output": file},
+        description=f"{description} Written to `reports/{{run_id}}.{file}.csv`.",
+    )
+
+
+store_incidents = _report_file_spec(
     "store_incidents",
-    group_name=GROUP,
-    deps=[status_intervals.key],
-    kinds={"duckdb", "csv"},
-    owners=OWNERS,
-    tags={"storemon/output": "incidents"},
-    description=(
-        "The outages the polls show in the last week, one row per run of inactive in-hours polls: the "
-        "nearest-poll start and end, hard bounds (the active polls around it), local times and the business "
-        "minutes it cost. Written to `reports/{run_id}.incidents.csv` (columns: core/sql/store_incidents.sql)."
-    ),
+    "incidents",
+    "The outages the polls show in the last week, one row per run of inactive in-hours polls: the nearest-poll "
+    "start and end, hard bounds (the active polls around it), local times and the business minutes it cost "
+    "(columns: core/sql/store_incidents.sql).",
+)
+store_daily_uptime = _report_file_spec(
+    "store_daily_uptime",
+    "daily",
+    "Per store and local date of the last 7 days (the local date of as_of and the 6 before it): business hours, "
+    "uptime and downtime, in hours. The 7 dates add up to the week's figures minus the week's first, partial "
+    "local date.",
 )
 
 
@@ -156,7 +172,16 @@ def compute_report_shard(
 
 # The graph's outputs: one per asset, and one per check (named as Dagster names check outputs).
 WRITE_REPORT_OUTPUTS = [
-    *(name for name in ("localized_business_hours", "status_intervals", "store_report", "store_incidents")),
+    *(
+        name
+        for name in (
+            "localized_business_hours",
+            "status_intervals",
+            "store_report",
+            "store_incidents",
+            "store_daily_uptime",
+        )
+    ),
     *(f"store_report_{check}" for check in REPORT_CHECK_DESCRIPTIONS),
 ]
 
@@ -208,7 +233,7 @@ def write_report(context: dg.OpExecutionContext, shards: list, storemon: Storemo
             ),
             **{name: dg.MetadataValue.int(value) for name, value in asdict(coverage).items()},
             "id_warnings": "; ".join(coverage.warnings()) or "none",
-            "incidents_last_week": dg.MetadataValue.int(assembled.incident_count),
+            "incidents_last_week": dg.MetadataValue.int(assembled.file_row_count("incidents")),
             "shards": dg.MetadataValue.int(len(assembled.shards)),
             "shard_timings": dg.MetadataValue.table(
                 records=[
@@ -227,16 +252,16 @@ def write_report(context: dg.OpExecutionContext, shards: list, storemon: Storemo
             ),
         },
     )
-    incidents_path = report.report_incidents_path(settings.reports_dir, report_id)
-    yield dg.Output(
-        None,
-        output_name=store_incidents.key.path[-1],
-        metadata={
-            **pinned,
-            "dagster/row_count": dg.MetadataValue.int(assembled.incident_count),
-            "path": dg.MetadataValue.path(str(incidents_path)),
-        },
-    )
+    for spec, name in ((store_incidents, "incidents"), (store_daily_uptime, "daily")):
+        yield dg.Output(
+            None,
+            output_name=spec.key.path[-1],
+            metadata={
+                **pinned,
+                "dagster/row_count": dg.MetadataValue.int(assembled.file_row_count(name)),
+                "path": dg.MetadataValue.path(str(report.report_file_path(settings.reports_dir, report_id, name))),
+            },
+        )
     remove_hand_offs(settings.step_store / report_id)
     for name, count in assembled.violations.items():
         yield dg.AssetCheckResult(
@@ -267,7 +292,7 @@ SHARD_TIMINGS_SCHEMA = dg.TableSchema(
 )
 
 
-ASSET_SPECS = (localized_business_hours, status_intervals, store_report, store_incidents)
+ASSET_SPECS = (localized_business_hours, status_intervals, store_report, store_incidents, store_daily_uptime)
 
 
 @dg.graph(
