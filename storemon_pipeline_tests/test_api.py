@@ -42,6 +42,7 @@ def test_the_openapi_document_is_generated_from_every_route(api):
         ("/trigger_report", "POST"),
         ("/get_report", "GET"),
         ("/reports", "GET"),
+        ("/stores/{store_id}", "GET"),
         ("/reports/latest", "GET"),
         ("/health", "GET"),
         ("/openapi.json", "GET"),

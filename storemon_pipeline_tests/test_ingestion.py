@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import duckdb
 import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
@@ -664,3 +665,21 @@ def test_the_ingest_asset_reads_explicitly_named_files_from_the_settings(setting
         ("b", 5),
     ]
     assert materialization(result, "raw_store_polls").metadata["source_file"].value == f"{first}, {second}"
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=210),
+        st.sampled_from(["", "=1", "+1", "-1", "@x", "a\tb", "a\x7f", "x" * 200, "x" * 201, "123", "é中"]),
+    )
+)
+def test_the_rest_apis_store_id_check_is_ingestions_rule(store_id):
+    """One rule, stated for DuckDB (validation.STORE_ID_RULES) and for the REST API
+    (report_request.store_id_problem): both say the same of any text."""
+    from storemon_pipeline.core.report_request import store_id_problem
+    from storemon_pipeline.core.validation import STORE_ID_RULES
+
+    cases = " ".join(f"WHEN {rule.broken} THEN '{rule.problem}'" for rule in STORE_ID_RULES)
+    (sql_problem,) = duckdb.execute(f"SELECT CASE {cases} END FROM (SELECT ? AS store_id)", [store_id]).fetchall()[0]
+    assert store_id_problem(store_id) == sql_problem

@@ -4,6 +4,8 @@ One server (what `make run` starts) serves the whole module; tests run in file o
 the ones that change the data come last.
 """
 
+import csv
+import io
 import os
 import re
 import signal
@@ -18,7 +20,7 @@ import pytest
 import requests
 
 from storemon_pipeline.core import report
-from storemon_pipeline.core.settings import Settings, location, report_path, report_record_path
+from storemon_pipeline.core.settings import Settings, location, report_file_path, report_path, report_record_path
 from storemon_pipeline.serving.local_server import (
     STOREMON,
     StoremonServer,
@@ -122,6 +124,39 @@ def test_rest_report_equals_the_storemon_report_command(server, tmp_path):
     assert response.headers["Content-Disposition"] == f'attachment; filename="report-{report_id}.csv"'
     assert response.text == storemon_report(server, tmp_path)
     assert response.text.count("\n") == 301  # header + the sample's 300 stores
+
+
+def test_one_store_of_a_report_with_its_days_and_incidents(server):
+    report_id = server.trigger_rest()
+    rows = list(csv.DictReader(io.StringIO(server.wait_for_report(report_id).text)))
+    incidents = list(csv.DictReader(report_file_path(server.paths.reports_dir, report_id, "incidents").open()))
+    store_id = incidents[0]["store_id"]  # a store with an incident
+    response = requests.get(f"{server.api}/stores/{store_id}", params={"report_id": report_id}, timeout=60)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    (row,) = [row for row in rows if row["store_id"] == store_id]
+    assert (body["report_id"], body["store_id"]) == (report_id, store_id)
+    assert body["report"] == {name: float(value) for name, value in row.items() if name != "store_id"}
+    assert len(body["daily"]) == 7 and [day["local_date"] for day in body["daily"]] == sorted(
+        day["local_date"] for day in body["daily"]
+    )
+    mine = [incident for incident in incidents if incident["store_id"] == store_id]
+    assert [incident["first_inactive_utc"] for incident in body["incidents"]] == [
+        incident["first_inactive_utc"] for incident in mine
+    ]
+    assert sum(incident["business_minutes"] for incident in body["incidents"]) / 60 == pytest.approx(
+        float(row["downtime_last_week"]), abs=0.02
+    )
+
+    # A store not in the report; a malformed store id; a malformed report id.
+    def get(store, rid=report_id):
+        return requests.get(f"{server.api}/stores/{store}", params={"report_id": rid}, timeout=60)
+
+    missing = get("123")
+    assert missing.status_code == 404 and "not in report" in missing.json()["error"]
+    formula = get("=1+1")
+    assert formula.status_code == 400 and "formula" in formula.json()["error"]
+    assert get(store_id, "not-a-run").status_code == 400
 
 
 def test_graphql_cli_report_with_as_of_equals_the_storemon_report_command(server, tmp_path):

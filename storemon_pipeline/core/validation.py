@@ -18,6 +18,12 @@ from functools import cache
 import duckdb
 
 from storemon_pipeline.core.db import fetch_row
+from storemon_pipeline.core.report_request import (
+    CONTROL_CHARACTER,
+    FORMULA_STARTS,
+    STORE_ID_MAX_CHARACTERS,
+    STORE_ID_PROBLEMS,
+)
 from storemon_pipeline.core.sources import SHOWN_CHARACTERS, Header, SourceSpec
 
 STATUSES = ("active", "inactive")
@@ -42,15 +48,17 @@ class Rule:
 
 
 STORE_ID_RULES = [
-    Rule("store_id", "store_id = ''", "is empty"),
-    Rule("store_id", f"length(store_id) > {SHOWN_CHARACTERS}", f"is longer than {SHOWN_CHARACTERS} characters"),
+    Rule("store_id", "store_id = ''", STORE_ID_PROBLEMS["empty"]),
+    Rule("store_id", f"length(store_id) > {STORE_ID_MAX_CHARACTERS}", STORE_ID_PROBLEMS["long"]),
     # A spreadsheet would run such an id as a formula when someone opens a report.
     Rule(
-        "store_id", "left(store_id, 1) IN ('=', '+', '-', '@')", "starts with =, +, - or @ (a formula in a spreadsheet)"
+        "store_id",
+        f"left(store_id, 1) IN ({', '.join(repr(start) for start in FORMULA_STARTS)})",
+        STORE_ID_PROBLEMS["formula"],
     ),
     # Ids that differ only by an invisible character would look the same wherever shown.
     # (Other columns need no such rule: a control character fails their own.)
-    Rule("store_id", "regexp_matches(store_id, '[\\x00-\\x1f\\x7f]')", "holds a control character"),
+    Rule("store_id", f"regexp_matches(store_id, '{CONTROL_CHARACTER}')", STORE_ID_PROBLEMS["control"]),
 ]
 POLL_RULES = [
     *STORE_ID_RULES,

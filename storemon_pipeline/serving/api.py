@@ -33,7 +33,7 @@ from starlette.schemas import SchemaGenerator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storemon_pipeline.core.health import storage_problems
-from storemon_pipeline.core.report_request import ReportError, parse_as_of
+from storemon_pipeline.core.report_request import ReportError, parse_as_of, store_id_problem
 from storemon_pipeline.core.settings import Settings, is_local, settings_from_env
 from storemon_pipeline.serving.report_runs import (
     DagsterUnavailable,
@@ -41,6 +41,7 @@ from storemon_pipeline.serving.report_runs import (
     ReportRuns,
     ReportState,
     UnknownReport,
+    UnknownStore,
 )
 
 STATUS_HEADER = "X-Report-Status"
@@ -154,6 +155,41 @@ def create_app(report_runs: ReportRuns, settings: Settings | None = None) -> Sta
             body["error"] = public(run.error or "")
         return JSONResponse(body, headers={STATUS_HEADER: run.state.value})
 
+    def store(request: Request) -> Response:
+        """
+        summary: One store of a complete report, with its daily breakdown and incidents
+        parameters:
+          - {name: store_id, in: path, required: true, schema: {type: string}}
+          - {name: report_id, in: query, required: true, schema: {type: string, format: uuid}}
+        responses:
+          200:
+            description: >
+              report_id, store_id, as_of; report (the store's row of the report CSV, numbers);
+              daily (its last 7 local dates: local_date, business_hours, uptime, downtime);
+              incidents (its outages in the last week, columns as in the incidents CSV).
+            content: {application/json: {schema: {type: object}}}
+          400: {description: "report_id or store_id is malformed", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+          404: {description: "No report run has this id, or the store is not in it", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+          409: {description: "The report is Running or Failed (its status in the body)", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+          503: {description: "Dagster is not reachable", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        """
+        store_id = request.path_params["store_id"]
+        problem = store_id_problem(store_id)
+        if problem:
+            return _error(400, f"store_id {store_id[:50]!r} {problem}")
+        report_id = request.query_params.get("report_id")
+        try:
+            run = report_runs.lookup(report_id)
+            if run.state is not ReportState.COMPLETE:
+                return _error(409, f"report {run.report_id} is {run.state.value}", status=run.state.value)
+            return JSONResponse(report_runs.store(run, store_id))
+        except InvalidReportId as error:
+            return _error(400, str(error))
+        except (UnknownReport, UnknownStore) as error:
+            return _error(404, str(error), report_id=report_id)
+        except DagsterUnavailable as error:
+            return _error(503, str(error))
+
     def reports(request: Request) -> Response:
         """
         summary: The newest report runs first (up to 50), finished and running
@@ -234,6 +270,7 @@ def create_app(report_runs: ReportRuns, settings: Settings | None = None) -> Sta
             Route("/trigger_report", trigger_report, methods=["POST"]),
             Route("/get_report", get_report, methods=["GET"]),
             Route("/reports", reports, methods=["GET"]),
+            Route("/stores/{store_id:path}", store, methods=["GET"]),
             Route("/reports/latest", latest_report, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),

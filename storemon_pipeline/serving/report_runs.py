@@ -7,6 +7,7 @@ Shared by ``storemon trigger-report``/``get-report`` and the REST API, so the th
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from dataclasses import dataclass
@@ -95,6 +96,40 @@ class ReportRun:
     run_status: str
     error: str | None = None
     path: Path | None = None
+
+
+class UnknownStore(Exception):
+    """The store is not in the report."""
+
+
+def store_rows(path: Path, store_id: str) -> list[dict]:
+    """One store's rows of a report CSV (sorted by store_id in byte order), numbers as numbers
+    and empty fields as None; the file is read up to just past the store."""
+    key, rows = store_id.encode(), []
+    with path.open("r", newline="", encoding="utf-8") as data:
+        for row in csv.DictReader(data):
+            here = row["store_id"].encode()
+            if here > key:
+                break
+            if here == key:
+                rows.append({name: _value(name, text) for name, text in row.items()})
+    return rows
+
+
+def _value(name: str, text: str):
+    if text == "":
+        return None
+    if name in _NUMBER_COLUMNS:
+        return int(text) if name == "inactive_polls" else float(text)
+    return text
+
+
+_NUMBER_COLUMNS = {
+    *("uptime_last_hour", "uptime_last_day", "uptime_last_week"),
+    *("downtime_last_hour", "downtime_last_day", "downtime_last_week"),
+    *("business_hours", "uptime", "downtime"),
+    *("min_minutes", "max_minutes", "business_minutes", "inactive_polls"),
+}
 
 
 def parse_report_id(text: str | None) -> str:
@@ -211,6 +246,26 @@ class ReportRuns:
             else f"run status {status}"
         )
         return ReportRun(report_id, ReportState.FAILED, status, error=error)
+
+    def store(self, run: ReportRun, store_id: str) -> dict:
+        """One store of a complete report: its row, its 7 local dates and its incidents."""
+        (row,) = store_rows(run.path, store_id) or [None]
+        if row is None:
+            raise UnknownStore(f"store {store_id!r} is not in report {run.report_id}")
+        record = json.loads(report_record_path(self.reports_dir, run.report_id).read_text())
+        return {
+            "report_id": run.report_id,
+            "store_id": store_id,
+            "as_of": record["as_of"],
+            "report": {name: value for name, value in row.items() if name != "store_id"},
+            **{
+                name: [
+                    {key: value for key, value in found.items() if key != "store_id"}
+                    for found in store_rows(report_file_path(self.reports_dir, run.report_id, name), store_id)
+                ]
+                for name in ("daily", "incidents")
+            },
+        }
 
     def _remove_orphaned_files(self, report_id: str) -> None:
         """A run killed after writing its files, before Dagster recorded success, is Failed:
