@@ -303,7 +303,8 @@ def bench_shards(size: str, data_dir: Path) -> dict:
                         figures = run_step(
                             "sharded", "--home", str(home), "--shards", str(shards), "--executor", executor, env=env
                         )
-                        (csv,) = [p for p in (home / "reports").glob("*.csv") if ".incidents." not in p.name]
+                        # (The report's own CSV; the incidents and daily files sit beside it.)
+                        (csv,) = [p for p in (home / "reports").glob("*.csv") if p.name.count(".") == 1]
                         if first_csv is None:
                             first_csv = csv.read_bytes()
                         elif csv.read_bytes() != first_csv:
