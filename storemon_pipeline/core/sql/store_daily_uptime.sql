@@ -12,15 +12,20 @@
 -- uptime, downtime hours up and down; downtime = business_hours - uptime, as in the report
 CREATE OR REPLACE TABLE store_daily_uptime AS
 WITH params AS (SELECT as_of FROM report_as_of),
-days AS (
-    SELECT s.store_key, s.tz, CAST(timezone(s.tz, timezone('UTC', p.as_of)) AS DATE) - CAST(d.back AS INTEGER) AS local_date
-    FROM report_stores s, params p, range(0, 7) AS d(back)
+-- Local midnights depend only on the zone: converted once per zone and date, not per store.
+zone_days AS (
+    SELECT z.zone_key, z.tz, CAST(timezone(z.tz, timezone('UTC', p.as_of)) AS DATE) - CAST(d.back AS INTEGER) AS local_date
+    FROM (SELECT DISTINCT zone_key, tz FROM report_stores) AS z, params p, range(0, 7) AS d(back)
+),
+zone_bounds AS (
+    SELECT z.zone_key, z.local_date,
+           local_to_utc(z.tz, CAST(z.local_date AS TIMESTAMP)) AS day_start,
+           least(local_to_utc(z.tz, CAST(z.local_date + 1 AS TIMESTAMP)), p.as_of) AS day_end
+    FROM zone_days z, params p
 ),
 bounds AS (
-    SELECT d.store_key, d.local_date,
-           local_to_utc(d.tz, CAST(d.local_date AS TIMESTAMP)) AS day_start,
-           least(local_to_utc(d.tz, CAST(d.local_date + 1 AS TIMESTAMP)), p.as_of) AS day_end
-    FROM days d, params p
+    SELECT s.store_key, b.local_date, b.day_start, b.day_end
+    FROM report_stores s JOIN zone_bounds b USING (zone_key)
 ),
 -- (An inner join: overlap_seconds of a missing interval would not be 0, as least() and
 -- greatest() skip NULLs. Dates without business time get their zeros below.)
