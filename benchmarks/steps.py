@@ -53,6 +53,7 @@ def ingest(args: argparse.Namespace) -> dict:
 
 def report(args: argparse.Namespace) -> dict:
     from storemon_pipeline.core import report as storemon_report
+    from storemon_pipeline.core.db import write_atomically
     from storemon_pipeline.core.settings import settings_from_env
     from storemon_pipeline.core.warehouse import open_warehouse
 
@@ -67,9 +68,7 @@ def report(args: argparse.Namespace) -> dict:
             timings[f"{step}_seconds"] = time.perf_counter() - step_started
         step_started = time.perf_counter()
         rows = run.file_bytes(storemon_report.REPORT_QUERY, "FORMAT csv, HEADER false")
-        storemon_report.write_atomically(
-            Path(args.home) / "reports" / "benchmark.csv", [storemon_report.REPORT_HEADER, rows]
-        )
+        write_atomically(Path(args.home) / "reports" / "benchmark.csv", [storemon_report.REPORT_HEADER, rows])
         timings["csv_seconds"] = time.perf_counter() - step_started
         stores, as_of = run.value("SELECT count(*) FROM store_report"), str(run.snapshot.as_of)
     return {"seconds": time.perf_counter() - started, "stores": stores, "as_of": as_of, **timings}

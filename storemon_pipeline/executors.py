@@ -35,7 +35,6 @@ from dagster._core.execution.retries import RetryMode
 from dagster._utils.error import serializable_error_info_from_exc_info
 from dagster_shared.serdes import deserialize_value, serialize_value
 
-EXECUTORS = ("in_process", "multiprocess", "dask")
 # dagster-dask's cluster choices that need no extra package (the others need dask-jobqueue,
 # dask-yarn or dask-kubernetes).
 DASK_CONFIG = dg.Field(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
 from storemon_pipeline.core.health import is_no_space, no_space_error
+from storemon_pipeline.core.settings import is_local
 
 
 def configure(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
@@ -40,20 +43,14 @@ def hidden_temp_name(path: Path) -> Path:
     return path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
 
 
-def write_query(conn: duckdb.DuckDBPyConnection, query: str, path: Path, file_format: str = "csv") -> None:
-    """Write a query's result to ``path`` atomically (temp file + rename): CSV with a header
-    (gzip if the name ends in .gz), or Parquet."""
-    path = Path(path)
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """A hidden temp name beside ``path`` to write; renamed to ``path`` when the block ends
+    without error, removed otherwise. A full disk is named as such."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if file_format == "csv":
-        options = f"FORMAT csv, HEADER, COMPRESSION {'gzip' if path.suffix == '.gz' else 'none'}"
-    else:
-        options = "FORMAT parquet"
-    # A name that does not exist yet: DuckDB then writes it in place (for an existing file it
-    # would write a visible tmp_<name> of its own first).
     tmp = hidden_temp_name(path)
     try:
-        conn.execute(f"COPY ({query}) TO '{tmp}' ({options}, USE_TMP_FILE false)")
+        yield tmp
         os.replace(tmp, path)
     except (duckdb.Error, OSError) as error:
         if is_no_space(error):
@@ -62,3 +59,31 @@ def write_query(conn: duckdb.DuckDBPyConnection, query: str, path: Path, file_fo
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_atomically(path: Path, chunks) -> None:
+    """Write the chunks (bytes) as ``path`` (atomic_file); at a URL, in one fsspec transaction
+    (an object store publishes the object when it completes)."""
+    if not is_local(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.fs.transaction, path.fs.open(path.path, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        return
+    with atomic_file(path) as tmp, open(tmp, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+
+
+def write_query(conn: duckdb.DuckDBPyConnection, query: str, path: Path, file_format: str = "csv") -> None:
+    """Write a query's result to ``path`` atomically (atomic_file): CSV with a header (gzip if
+    the name ends in .gz), or Parquet."""
+    path = Path(path)
+    if file_format == "csv":
+        options = f"FORMAT csv, HEADER, COMPRESSION {'gzip' if path.suffix == '.gz' else 'none'}"
+    else:
+        options = "FORMAT parquet"
+    # A name that does not exist yet: DuckDB then writes it in place (for an existing file it
+    # would write a visible tmp_<name> of its own first).
+    with atomic_file(path) as tmp:
+        conn.execute(f"COPY ({query}) TO '{tmp}' ({options}, USE_TMP_FILE false)")

@@ -9,7 +9,6 @@ run's. The same SQL runs whichever warehouse holds the sources.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import tempfile
 from dataclasses import asdict, astuple, dataclass, field
@@ -19,11 +18,9 @@ from time import perf_counter
 
 import duckdb
 
-from storemon_pipeline.core.db import configure, fetch_row, fetch_value, hidden_temp_name, write_query
-from storemon_pipeline.core.health import is_no_space, no_space_error
+from storemon_pipeline.core.db import configure, fetch_row, fetch_value, write_atomically
 from storemon_pipeline.core.report_request import ReportError, parse_as_of, parse_snapshot  # noqa: F401 (the report's API)
 from storemon_pipeline.core.settings import (  # noqa: F401 (report_file_path: the report's API)
-    is_local,
     report_file_path,
     report_path,
     report_record_path,
@@ -413,36 +410,11 @@ class AssembledReport:
                     part.write_bytes(shard.tables[name])
                     parts.append(str(part))
                 merged = Path(scratch) / f"{name}.parquet"
-                write_query(conn, f"SELECT * FROM read_parquet({parts!r})", merged, file_format="parquet")
+                conn.execute(f"COPY (SELECT * FROM read_parquet({parts!r})) TO '{merged}' (FORMAT parquet)")
                 path = asset_dir / f"{name}.parquet"
                 write_atomically(path, [merged.read_bytes()])
                 written[name] = (path, fetch_value(conn, f"SELECT count(*) FROM read_parquet('{merged}')"))
         return written
-
-
-def write_atomically(path: Path, chunks) -> None:
-    """Write the chunks (bytes) as ``path``: a hidden temp file beside it, then a rename; at a
-    URL, one fsspec transaction (an object store publishes the object when it completes)."""
-    if not is_local(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.fs.transaction, path.fs.open(path.path, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = hidden_temp_name(path)
-    try:
-        with open(tmp, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        os.replace(tmp, path)
-    except OSError as error:
-        if is_no_space(error):
-            raise no_space_error(path.parent, error) from None
-        raise
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_json(path: Path, data) -> None:

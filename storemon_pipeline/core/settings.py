@@ -38,6 +38,8 @@ EMBEDDED = "duckdb"
 # local: a run chooses in_process (default), multiprocess or dask (run config `execution`);
 # k8s: every step is a Kubernetes pod (dagster-k8s's k8s_job_executor).
 EXECUTORS = ("local", "k8s")
+# What a run may choose under `execution.config` with `local` (executors.storemon_executor).
+RUN_EXECUTORS = ("in_process", "multiprocess", "dask")
 # Here, not in jobs.py, so the CLI and the REST API can name the job without loading assets.
 REPORT_JOB_NAME = "report_job"
 INGEST_JOB_NAME = "ingest_job"

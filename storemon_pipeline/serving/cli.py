@@ -269,7 +269,7 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from storemon_pipeline.core.settings import redact, settings_from_env
+    from storemon_pipeline.core.settings import RUN_EXECUTORS, redact, settings_from_env
 
     settings = settings_from_env()
     common = argparse.ArgumentParser(add_help=False)
@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--executor",
-        choices=("in_process", "multiprocess", "dask"),
+        choices=RUN_EXECUTORS,
         help="where report_job runs the shard steps (default in_process; dask: a local 2-worker cluster, "
         "or --dask-address)",
     )

@@ -112,24 +112,20 @@ def store_rows(path: Path, store_id: str) -> list[dict]:
             if here > key:
                 break
             if here == key:
-                rows.append({name: _value(name, text) for name, text in row.items()})
+                rows.append({name: text if name == "store_id" else _value(text) for name, text in row.items()})
     return rows
 
 
-def _value(name: str, text: str):
+def _value(text: str):
+    """A CSV field as JSON: a number if it is one (ids aside), None if empty, else the text."""
     if text == "":
         return None
-    if name in _NUMBER_COLUMNS:
-        return int(text) if name == "inactive_polls" else float(text)
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
     return text
-
-
-_NUMBER_COLUMNS = {
-    *("uptime_last_hour", "uptime_last_day", "uptime_last_week"),
-    *("downtime_last_hour", "downtime_last_day", "downtime_last_week"),
-    *("business_hours", "uptime", "downtime"),
-    *("min_minutes", "max_minutes", "business_minutes", "inactive_polls"),
-}
 
 
 def parse_report_id(text: str | None) -> str:

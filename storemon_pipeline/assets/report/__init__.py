@@ -115,6 +115,9 @@ store_daily_uptime = _report_file_spec(
     "uptime and downtime, in hours. The 7 dates add up to the week's figures minus the week's first, partial "
     "local date.",
 )
+# The CSVs beside each report (core.report.REPORT_FILES), by name, and all the graph's assets.
+REPORT_FILE_ASSETS = {spec.tags["storemon/output"]: spec for spec in (store_incidents, store_daily_uptime)}
+ASSET_SPECS = (localized_business_hours, status_intervals, store_report, *REPORT_FILE_ASSETS.values())
 
 
 class ReportConfig(dg.Config):
@@ -133,10 +136,6 @@ class ReportConfig(dg.Config):
         description="Compute in this many store shards (steps that the run's executor may run in parallel, "
         "on other processes or machines). The CSV is the same for any number.",
     )
-
-
-def spec_deps(spec: dg.AssetSpec) -> list[dg.AssetKey]:
-    return [dep.asset_key for dep in spec.deps]
 
 
 @dg.op(
@@ -172,17 +171,8 @@ def compute_report_shard(
 
 # The graph's outputs: one per asset, and one per check (named as Dagster names check outputs).
 WRITE_REPORT_OUTPUTS = [
-    *(
-        name
-        for name in (
-            "localized_business_hours",
-            "status_intervals",
-            "store_report",
-            "store_incidents",
-            "store_daily_uptime",
-        )
-    ),
-    *(f"store_report_{check}" for check in REPORT_CHECK_DESCRIPTIONS),
+    *(spec.key.path[-1] for spec in ASSET_SPECS),
+    *(f"{store_report.key.path[-1]}_{check}" for check in REPORT_CHECK_DESCRIPTIONS),
 ]
 
 
@@ -252,7 +242,7 @@ def write_report(context: dg.OpExecutionContext, shards: list, storemon: Storemo
             ),
         },
     )
-    for spec, name in ((store_incidents, "incidents"), (store_daily_uptime, "daily")):
+    for name, spec in REPORT_FILE_ASSETS.items():
         yield dg.Output(
             None,
             output_name=spec.key.path[-1],
@@ -292,9 +282,6 @@ SHARD_TIMINGS_SCHEMA = dg.TableSchema(
 )
 
 
-ASSET_SPECS = (localized_business_hours, status_intervals, store_report, store_incidents, store_daily_uptime)
-
-
 @dg.graph(
     name="report",
     ins={key.path[-1]: dg.GraphIn() for key in SOURCES},
@@ -315,7 +302,7 @@ report_assets_graph = dg.AssetsDefinition.from_graph(
     keys_by_input_name={key.path[-1]: key for key in SOURCES},
     keys_by_output_name={spec.key.path[-1]: spec.key for spec in ASSET_SPECS},
     # Each table is built from the one before it (the graph alone would say: all from the sources).
-    internal_asset_deps={spec.key.path[-1]: set(spec_deps(spec)) for spec in ASSET_SPECS},
+    internal_asset_deps={spec.key.path[-1]: {dep.asset_key for dep in spec.deps} for spec in ASSET_SPECS},
     group_name=GROUP,
     descriptions_by_output_name={spec.key.path[-1]: spec.description for spec in ASSET_SPECS},
     metadata_by_output_name={spec.key.path[-1]: dict(spec.metadata) for spec in ASSET_SPECS},
