@@ -20,6 +20,7 @@ def test_definitions_load():
         "store_report",
         "store_incidents",
         "store_daily_uptime",
+        "store_report_extended",
     }
     sensor = defs.resolve_sensor_def("report_on_new_polls")
     assert sensor.job_name == "report_job"
@@ -43,6 +44,7 @@ def test_only_the_writer_is_in_the_writer_pool():
         "store_report": set(),
         "store_incidents": set(),
         "store_daily_uptime": set(),
+        "store_report_extended": set(),
     }
 
 

@@ -446,6 +446,24 @@ def test_report_asset_writes_the_csv_and_metadata(sample_settings):
     daily = pd.read_csv(report.report_file_path(settings.reports_dir, result.run_id, "daily"), dtype={"store_id": str})
     assert list(daily.columns) == report.DAILY_COLUMNS and len(daily) == 7 * 300
     assert materialization(result, "store_daily_uptime").metadata["dagster/row_count"].value == len(daily)
+    # ... and the extended report: the report's rows with intervals and evidence, and in the
+    # report's metadata the share of wide week intervals and the stores with least evidence.
+    extended = pd.read_csv(
+        report.report_file_path(settings.reports_dir, result.run_id, "extended"), dtype={"store_id": str}
+    )
+    assert list(extended.columns) == report.EXTENDED_COLUMNS
+    plain = pd.read_csv(report.report_path(settings.reports_dir, result.run_id), dtype={"store_id": str})
+    pd.testing.assert_frame_equal(extended[report.REPORT_COLUMNS], plain)
+    assert materialization(result, "store_report_extended").metadata["dagster/row_count"].value == 300
+    open_week = extended[extended["uptime_last_week"] + extended["downtime_last_week"] > 0]
+    wide = (open_week["uptime_last_week_hi"] - open_week["uptime_last_week_lo"]) > 0.1 * (
+        open_week["uptime_last_week"] + open_week["downtime_last_week"]
+    )
+    assert meta["wide_week_interval_share"].value == pytest.approx(wide.mean(), abs=1e-4)
+    least = [row.data for row in meta["least_evidence_last_week"].value.records]
+    fewest = open_week.sort_values(["polls_last_week", "unobserved_last_week"], ascending=[True, False]).head(10)
+    assert [row["polls_last_week"] for row in least] == fewest["polls_last_week"].tolist()
+    assert {row["store_id"] for row in least} <= set(open_week["store_id"])
     record = report.ReportRecord.read(report_record_path(settings.reports_dir, result.run_id))
     assert (record.report_id, record.row_count, record.load_id, record.as_of) == (
         result.run_id,
@@ -478,6 +496,7 @@ def test_materializing_any_report_asset_computes_all_three_from_the_newest_data(
             "store_report",
             "store_incidents",
             "store_daily_uptime",
+            "store_report_extended",
         }
         assert materialization(result, "store_report").metadata["as_of"].value == newest_sample_poll()
 

@@ -21,6 +21,7 @@ import duckdb
 from storemon_pipeline.core.db import configure, fetch_row, fetch_value, write_atomically
 from storemon_pipeline.core.report_request import ReportError, parse_as_of, parse_snapshot  # noqa: F401 (the report's API)
 from storemon_pipeline.core.settings import (  # noqa: F401 (report_file_path: the report's API)
+    REPORT_FILE_NAMES,
     report_file_path,
     report_path,
     report_record_path,
@@ -61,6 +62,15 @@ INCIDENT_COLUMNS = [
 ]
 # reports/<id>.daily.csv (sql/store_daily_uptime.sql).
 DAILY_COLUMNS = ["store_id", "local_date", "business_hours", "uptime", "downtime"]
+WINDOWS = ("hour", "day", "week")
+# reports/<id>.extended.csv (sql/store_report_extended.sql): the report's columns, then per
+# window a 90 % interval for the true uptime, the polls and the unobserved business time.
+EXTENDED_COLUMNS = [
+    *REPORT_COLUMNS,
+    *(f"uptime_last_{window}_{end}" for window in WINDOWS for end in ("lo", "hi")),
+    *(f"polls_last_{window}" for window in WINDOWS),
+    *(f"unobserved_last_{window}" for window in WINDOWS),
+]
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,29 @@ class ReportFile:
 REPORT_FILES = {
     "incidents": ReportFile("incidents", "store_incidents", INCIDENT_COLUMNS, "first_inactive_utc"),
     "daily": ReportFile("daily", "store_daily_uptime", DAILY_COLUMNS, "local_date"),
+    "extended": ReportFile("extended", "store_report_extended", EXTENDED_COLUMNS, "store_key"),
 }
+assert tuple(REPORT_FILES) == REPORT_FILE_NAMES
+# The stores open in the week with least evidence (fewest polls, then most unobserved time).
+LEAST_EVIDENCE_COLUMNS = [
+    "store_id",
+    "polls_last_week",
+    "unobserved_last_week",
+    "uptime_last_week",
+    "uptime_last_week_lo",
+    "uptime_last_week_hi",
+]
+LEAST_EVIDENCE_QUERY = f"""
+    SELECT {", ".join(LEAST_EVIDENCE_COLUMNS)} FROM store_report_extended t JOIN report_stores s USING (store_key)
+    WHERE t.uptime_last_week + t.downtime_last_week > 0
+    ORDER BY polls_last_week, unobserved_last_week DESC, t.store_key LIMIT {PREVIEW_ROWS}
+"""
+# Stores open in the week, and those whose week interval is wider than a tenth of their business time.
+INTERVAL_WIDTH_QUERY = """
+    SELECT count(*) FILTER (WHERE uptime_last_week + downtime_last_week > 0),
+           count(*) FILTER (WHERE uptime_last_week_hi - uptime_last_week_lo > 0.1 * (uptime_last_week + downtime_last_week))
+    FROM store_report_extended
+"""
 PREVIEW_QUERY = f"SELECT {', '.join(REPORT_COLUMNS)} FROM store_report ORDER BY downtime_last_week DESC, store_id LIMIT {PREVIEW_ROWS}"
 # The tables the SQL reads: the snapshot of the three sources, named as in the warehouse.
 SOURCE_TABLES = ("raw_store_polls", "raw_business_hours", "raw_store_timezones")
@@ -97,7 +129,14 @@ def run_sql(conn: duckdb.DuckDBPyConnection, name: str) -> None:
     conn.execute((SQL_DIR / f"{name}.sql").read_text())
 
 
-STEPS = ("localized_business_hours", "status_intervals", "store_report", "store_incidents", "store_daily_uptime")
+STEPS = (
+    "localized_business_hours",
+    "status_intervals",
+    "store_report",
+    "store_incidents",
+    "store_daily_uptime",
+    "store_report_extended",
+)
 
 
 def prepare_report(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
@@ -294,6 +333,9 @@ class ShardResult:
     row_count: int
     stores_down_in_last_hour: int
     preview: list[tuple]  # its stores with most downtime last week
+    least_evidence: list[tuple]  # its stores with least evidence (LEAST_EVIDENCE_COLUMNS)
+    open_week_stores: int
+    wide_week_intervals: int  # stores whose week interval is wider than 10 % of their business time
     coverage: Coverage
     violations: dict[str, int]
     load_seconds: float
@@ -314,6 +356,7 @@ def compute_shard(
     with ReportComputation(warehouse, snapshot.load_id, snapshot.as_of, stores) as run:
         loaded = perf_counter()
         run.build_all()
+        open_week_stores, wide_week_intervals = fetch_row(run.conn, INTERVAL_WIDTH_QUERY)
         tables = {}
         if with_tables:
             for name in INTERMEDIATE_TABLES:
@@ -328,6 +371,9 @@ def compute_shard(
             row_count=run.value("SELECT count(*) FROM store_report"),
             stores_down_in_last_hour=run.value("SELECT count(*) FROM store_report WHERE downtime_last_hour > 0"),
             preview=run.conn.execute(PREVIEW_QUERY).fetchall(),
+            least_evidence=run.conn.execute(LEAST_EVIDENCE_QUERY).fetchall(),
+            open_week_stores=open_week_stores,
+            wide_week_intervals=wide_week_intervals,
             coverage=run.coverage(),
             violations=run.check_report(),
             load_seconds=loaded - started,
@@ -372,6 +418,18 @@ class AssembledReport:
 
     def file_row_count(self, name: str) -> int:
         return sum(shard.file_row_counts[name] for shard in self.shards)
+
+    @property
+    def wide_week_interval_share(self) -> float:
+        """Of the stores open in the week, the share whose week interval is wider than 10 % of
+        their business time (0 when none is open)."""
+        open_stores = sum(shard.open_week_stores for shard in self.shards)
+        return sum(shard.wide_week_intervals for shard in self.shards) / open_stores if open_stores else 0.0
+
+    @property
+    def least_evidence(self) -> list[tuple]:
+        rows = [row for shard in self.shards for row in shard.least_evidence]
+        return sorted(rows, key=lambda row: (row[1], -row[2], row[0].encode()))[:PREVIEW_ROWS]
 
     @property
     def preview(self) -> list[tuple]:

@@ -212,8 +212,12 @@ def report_path(reports_dir: Path, report_id: str) -> Path:
     return reports_dir / f"{report_id}.csv"
 
 
+# The CSVs written beside each report, reports/<id>.<name>.csv (core.report.REPORT_FILES).
+REPORT_FILE_NAMES = ("incidents", "daily", "extended")
+
+
 def report_file_path(reports_dir: Path, report_id: str, name: str) -> Path:
-    """One of the CSVs written with the report (core.report.REPORT_FILES: incidents, daily)."""
+    """One of the CSVs written with the report (REPORT_FILE_NAMES)."""
     return reports_dir / f"{report_id}.{name}.csv"
 
 

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storemon_pipeline.core.health import storage_problems
 from storemon_pipeline.core.report_request import ReportError, parse_as_of, store_id_problem
-from storemon_pipeline.core.settings import Settings, is_local, settings_from_env
+from storemon_pipeline.core.settings import Settings, is_local, report_file_path, settings_from_env
 from storemon_pipeline.serving.report_runs import (
     DagsterUnavailable,
     InvalidReportId,
@@ -45,6 +45,8 @@ from storemon_pipeline.serving.report_runs import (
 )
 
 STATUS_HEADER = "X-Report-Status"
+# /get_report?format=: the report CSV, or the extended one beside it.
+REPORT_FORMATS = ("plain", "extended")
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:])/(?:[^\s/:'\"]+/)+([^\s/:'\"]*)")
 SCHEMAS = SchemaGenerator(
     {
@@ -118,22 +120,28 @@ def create_app(report_runs: ReportRuns, settings: Settings | None = None) -> Sta
         summary: Poll a report; Running, the CSV when Complete, or Failed with the error
         parameters:
           - {name: report_id, in: query, required: true, schema: {type: string, format: uuid}}
+          - {name: format, in: query, required: false, schema: {type: string, enum: [plain, extended], default: plain}}
         responses:
           200:
             description: >
               Running or Failed (JSON), or Complete: the CSV as an attachment, columns store_id,
               uptime_last_hour (minutes), uptime_last_day (hours), uptime_last_week (hours),
               downtime_last_hour (minutes), downtime_last_day (hours), downtime_last_week (hours).
-              The X-Report-Status header always carries the state.
+              With format=extended, those columns and per window (hour, day, week)
+              uptime_last_<w>_lo and _hi (a 90 % interval for the true uptime), polls_last_<w> and
+              unobserved_last_<w> (docs/report.md). The X-Report-Status header always carries the state.
             headers: {X-Report-Status: {schema: {type: string, enum: [Running, Complete, Failed]}}}
             content:
               text/csv: {schema: {type: string}}
               application/json: {schema: {$ref: "#/components/schemas/ReportState"}}
-          400: {description: "report_id missing or not a run id", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+          400: {description: "report_id missing or not a run id, or an unknown format", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
           404: {description: "No report run has this id", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
           503: {description: "Dagster is not reachable", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         """
         report_id = request.query_params.get("report_id")
+        report_format = request.query_params.get("format", "plain")
+        if report_format not in REPORT_FORMATS:
+            return _error(400, f"format {report_format[:20]!r} is not one of {', '.join(REPORT_FORMATS)}")
         try:
             run = report_runs.lookup(report_id)
         except InvalidReportId as error:
@@ -144,12 +152,17 @@ def create_app(report_runs: ReportRuns, settings: Settings | None = None) -> Sta
             return _error(503, str(error))
         if run.state is ReportState.COMPLETE:
             headers = {STATUS_HEADER: ReportState.COMPLETE.value}
-            filename = f"report-{run.report_id}.csv"
-            if is_local(run.path):
-                return FileResponse(run.path, media_type="text/csv", filename=filename, headers=headers)
+            path, filename = run.path, f"report-{run.report_id}.csv"
+            if report_format == "extended":
+                path = report_file_path(report_runs.reports_dir, run.report_id, "extended")
+                filename = f"report-{run.report_id}.extended.csv"
+                if not path.exists():
+                    return _error(404, f"report {run.report_id} has no extended file (an older version made it)")
+            if is_local(path):
+                return FileResponse(path, media_type="text/csv", filename=filename, headers=headers)
             # A reports store at a URL: read through fsspec.
             headers["content-disposition"] = f'attachment; filename="{filename}"'
-            return Response(run.path.read_bytes(), media_type="text/csv", headers=headers)
+            return Response(path.read_bytes(), media_type="text/csv", headers=headers)
         body = {"report_id": run.report_id, "status": run.state.value, "run_status": run.run_status}
         if run.state is ReportState.FAILED:
             body["error"] = public(run.error or "")
@@ -157,7 +170,7 @@ def create_app(report_runs: ReportRuns, settings: Settings | None = None) -> Sta
 
     def store(request: Request) -> Response:
         """
-        summary: One store of a complete report, with its daily breakdown and incidents
+        summary: One store of a complete report, with its intervals, daily breakdown and incidents
         parameters:
           - {name: store_id, in: path, required: true, schema: {type: string}}
           - {name: report_id, in: query, required: true, schema: {type: string, format: uuid}}
@@ -166,7 +179,9 @@ def create_app(report_runs: ReportRuns, settings: Settings | None = None) -> Sta
             description: >
               report_id, store_id, as_of; report (the store's row of the report CSV, numbers);
               daily (its last 7 local dates: local_date, business_hours, uptime, downtime);
-              incidents (its outages in the last week, columns as in the incidents CSV).
+              incidents (its outages in the last week, columns as in the incidents CSV);
+              intervals (per window hour, day, week: uptime_lo and uptime_hi, a 90 % interval for
+              its true uptime; polls; unobserved business time; as in the extended CSV).
             content: {application/json: {schema: {type: object}}}
           400: {description: "report_id or store_id is malformed", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
           404: {description: "No report run has this id, or the store is not in it", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}

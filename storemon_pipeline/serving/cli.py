@@ -42,7 +42,13 @@ SHOWN_REJECTIONS = 50
 def report_command(args: argparse.Namespace) -> int:
     from storemon_pipeline.core import ingest, report, sources
     from storemon_pipeline.core.health import StorageFull
-    from storemon_pipeline.core.settings import SettingsError, normalize_warehouse, report_path, settings_from_env
+    from storemon_pipeline.core.settings import (
+        SettingsError,
+        normalize_warehouse,
+        report_file_path,
+        report_path,
+        settings_from_env,
+    )
     from storemon_pipeline.core.warehouse import WarehouseError, open_warehouse
 
     temporary = args.home is None
@@ -106,7 +112,11 @@ def report_command(args: argparse.Namespace) -> int:
         print(f"note: {coverage.summary()}", file=sys.stderr)
         for warning in coverage.warnings():
             print(f"warning: {warning}", file=sys.stderr)
-        path = report_path(settings.reports_dir, run_id)
+        path = (
+            report_file_path(settings.reports_dir, run_id, "extended")
+            if args.extended
+            else report_path(settings.reports_dir, run_id)
+        )
         if args.out:
             _copy_atomically(path, Path(args.out))
         else:
@@ -314,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dask-address", help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --executor dask)"
     )
     report.add_argument("--out", help="write the CSV here instead of stdout")
+    report.add_argument(
+        "--extended",
+        action="store_true",
+        help="the extended CSV: the report's columns plus, per window, a 90 %% interval for the true uptime, "
+        "the in-hours polls and the unobserved business time (docs/report.md)",
+    )
     report.add_argument("--home", help="keep state here instead of a temporary folder")
     report.set_defaults(handler=report_command)
 

@@ -20,6 +20,7 @@ from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from storemon_pipeline.core.settings import (
     CODE_LOCATION_NAME,
+    REPORT_FILE_NAMES,
     REPORT_JOB_NAME,
     report_file_path,
     report_path,
@@ -114,6 +115,24 @@ def store_rows(path: Path, store_id: str) -> list[dict]:
             if here == key:
                 rows.append({name: text if name == "store_id" else _value(text) for name, text in row.items()})
     return rows
+
+
+WINDOWS = ("hour", "day", "week")
+
+
+def _intervals(run: ReportRun, store_id: str, reports_dir: Path) -> dict:
+    """The store's evidence per window, from the extended CSV: the 90 % interval for its true
+    uptime, its in-hours polls and its unobserved business time (the window's unit)."""
+    (row,) = store_rows(report_file_path(reports_dir, run.report_id, "extended"), store_id)
+    return {
+        window: {
+            "uptime_lo": row[f"uptime_last_{window}_lo"],
+            "uptime_hi": row[f"uptime_last_{window}_hi"],
+            "polls": row[f"polls_last_{window}"],
+            "unobserved": row[f"unobserved_last_{window}"],
+        }
+        for window in WINDOWS
+    }
 
 
 def _value(text: str):
@@ -261,6 +280,7 @@ class ReportRuns:
                 ]
                 for name in ("daily", "incidents")
             },
+            "intervals": _intervals(run, store_id, self.reports_dir),
         }
 
     def _remove_orphaned_files(self, report_id: str) -> None:
@@ -268,7 +288,7 @@ class ReportRuns:
         its files go, so that the folder and the status agree."""
         for path in (
             report_path(self.reports_dir, report_id),
-            *(report_file_path(self.reports_dir, report_id, name) for name in ("incidents", "daily")),
+            *(report_file_path(self.reports_dir, report_id, name) for name in REPORT_FILE_NAMES),
             report_record_path(self.reports_dir, report_id),
         ):
             path.unlink(missing_ok=True)

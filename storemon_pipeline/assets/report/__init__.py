@@ -115,8 +115,18 @@ store_daily_uptime = _report_file_spec(
     "uptime and downtime, in hours. The 7 dates add up to the week's figures minus the week's first, partial "
     "local date.",
 )
+store_report_extended = _report_file_spec(
+    "store_report_extended",
+    "extended",
+    "The report's rows with what the polls can and cannot tell: per window, a 90 % interval for the true "
+    "uptime (learned from this snapshot's own polls: hide each poll and see how often its neighbours were "
+    "wrong), the in-hours polls and the business time no poll came within 30 minutes of "
+    "(docs/report.md; columns: core/sql/store_report_extended.sql).",
+)
 # The CSVs beside each report (core.report.REPORT_FILES), by name, and all the graph's assets.
-REPORT_FILE_ASSETS = {spec.tags["storemon/output"]: spec for spec in (store_incidents, store_daily_uptime)}
+REPORT_FILE_ASSETS = {
+    spec.tags["storemon/output"]: spec for spec in (store_incidents, store_daily_uptime, store_report_extended)
+}
 ASSET_SPECS = (localized_business_hours, status_intervals, store_report, *REPORT_FILE_ASSETS.values())
 
 
@@ -224,6 +234,16 @@ def write_report(context: dg.OpExecutionContext, shards: list, storemon: Storemo
             **{name: dg.MetadataValue.int(value) for name, value in asdict(coverage).items()},
             "id_warnings": "; ".join(coverage.warnings()) or "none",
             "incidents_last_week": dg.MetadataValue.int(assembled.file_row_count("incidents")),
+            "wide_week_interval_share": dg.MetadataValue.float(round(assembled.wide_week_interval_share, 4)),
+            "least_evidence_last_week": dg.MetadataValue.table(
+                records=[
+                    dg.TableRecord(
+                        dict(zip(report.LEAST_EVIDENCE_COLUMNS, (row[0], int(row[1]), *map(float, row[2:]))))
+                    )
+                    for row in assembled.least_evidence
+                ],
+                schema=LEAST_EVIDENCE_SCHEMA,
+            ),
             "shards": dg.MetadataValue.int(len(assembled.shards)),
             "shard_timings": dg.MetadataValue.table(
                 records=[
@@ -271,6 +291,16 @@ def remove_hand_offs(folder) -> None:
         folder.fs.rm(folder.path, recursive=True)
 
 
+LEAST_EVIDENCE_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("store_id", "string"),
+        dg.TableColumn("polls_last_week", "int", description="In-hours polls in the week"),
+        dg.TableColumn("unobserved_last_week", "float", description="Business hours more than 30 min from any poll"),
+        dg.TableColumn("uptime_last_week", "float", description="The report's (nearest-poll) figure, hours"),
+        dg.TableColumn("uptime_last_week_lo", "float", description="90 % interval for the true uptime: low end"),
+        dg.TableColumn("uptime_last_week_hi", "float", description="... and high end"),
+    ]
+)
 SHARD_TIMINGS_SCHEMA = dg.TableSchema(
     columns=[
         dg.TableColumn("shard", "int", description="Its index; shards are store_id ranges in order"),
