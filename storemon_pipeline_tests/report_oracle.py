@@ -75,14 +75,14 @@ def nearest_poll_up_seconds(evidence: list[tuple[datetime, str]], intervals, lo:
     return up_seconds
 
 
-def oracle_report(
+def store_evidence(
     polls: list[tuple[str, datetime, str]],
     hours: list[tuple[str, int, time, time]],
     zones: dict[str, str],
-    as_of: datetime | None = None,
-) -> dict[str, dict[str, float]]:
-    """store_id -> {uptime_hour, downtime_hour (minutes), uptime_day, ..., downtime_week (hours)}, unrounded."""
-    as_of = as_of or max(t for _, t, _ in polls)
+    as_of: datetime,
+):
+    """Per polled store: (store_id, its business intervals, its evidence: the in-hours polls at
+    or before as_of as sorted (time, status), inactive where two share an instant)."""
     rows_by_store: dict[str, list] = defaultdict(list)
     for store, weekday, start, end in hours:
         rows_by_store[store].append((weekday, start, end))
@@ -90,7 +90,6 @@ def oracle_report(
     for store, t, status in polls:
         if t <= as_of:
             polls_by_store[store].append((t, status))
-    report = {}
     for store, store_polls in polls_by_store.items():
         zone = ZoneInfo(zones.get(store, "America/Chicago"))
         first = min(min(t for t, _ in store_polls), as_of - WINDOWS["week"]).date() - timedelta(days=2)
@@ -99,7 +98,19 @@ def oracle_report(
         for t, status in store_polls:
             if any(s <= t < e for s, e in intervals):
                 statuses[t] = "inactive" if statuses.get(t) == "inactive" else status
-        evidence = sorted(statuses.items())
+        yield store, intervals, sorted(statuses.items())
+
+
+def oracle_report(
+    polls: list[tuple[str, datetime, str]],
+    hours: list[tuple[str, int, time, time]],
+    zones: dict[str, str],
+    as_of: datetime | None = None,
+) -> dict[str, dict[str, float]]:
+    """store_id -> {uptime_hour, downtime_hour (minutes), uptime_day, ..., downtime_week (hours)}, unrounded."""
+    as_of = as_of or max(t for _, t, _ in polls)
+    report = {}
+    for store, intervals, evidence in store_evidence(polls, hours, zones, as_of):
         row = {}
         for name, length in WINDOWS.items():
             lo = as_of - length
@@ -110,3 +121,30 @@ def oracle_report(
             row[f"downtime_{name}"] = (open_seconds - up_seconds) / unit
         report[store] = row
     return report
+
+
+def oracle_evidence(
+    polls: list[tuple[str, datetime, str]],
+    hours: list[tuple[str, int, time, time]],
+    zones: dict[str, str],
+    as_of: datetime | None = None,
+) -> dict[str, dict[str, float]]:
+    """store_id -> {evidence: its in-hours polls at or before as_of; polls_<w>: those in
+    [as_of - w, as_of]; unobserved_<w>: business
+    time in [as_of - w, as_of) further than 30 minutes from every in-hours poll (minutes for
+    the hour, hours otherwise), business_<w> likewise}, unrounded (docs/report.md)."""
+    as_of = as_of or max(t for _, t, _ in polls)
+    near = timedelta(minutes=30)
+    found = {}
+    for store, intervals, evidence in store_evidence(polls, hours, zones, as_of):
+        observed = merge([(t - near, t + near) for t, _ in evidence])
+        row = {"evidence": len(evidence)}
+        for name, length in WINDOWS.items():
+            lo, unit = as_of - length, (60 if name == "hour" else 3600)
+            business = measure(intervals, lo, as_of)
+            seen = sum(measure(intervals, max(lo, s), min(as_of, e)) for s, e in observed if e > lo and s < as_of)
+            row[f"polls_{name}"] = sum(1 for t, _ in evidence if lo <= t <= as_of)
+            row[f"unobserved_{name}"] = (business - seen) / unit
+            row[f"business_{name}"] = business / unit
+        found[store] = row
+    return found

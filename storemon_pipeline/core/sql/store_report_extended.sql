@@ -123,10 +123,6 @@ store_multiplier AS (
     SELECT h.store_key, h.status, (sum(h.disagrees) + 2) / (sum(h.expected * f.f) + 2) AS m
     FROM held_out_expected h JOIN hour_factor f USING (status, local_hour) WHERE h.side = 'between' GROUP BY ALL
 ),
-switch_share AS (
-    SELECT prev_status AS status, (sum(CAST(status = prev_status AS INTEGER)) + 1) / (count(*) + 2) AS r
-    FROM neighbours WHERE prev_status <> next_status GROUP BY prev_status
-),
 piece_points AS (
     SELECT p.store_key, p.a, p.b, p.rank, p.status_a, p.s, p.e, u,
            epoch(p.s + (p.e - p.s) * u - p.a) / 60 AS from_a,
@@ -153,6 +149,17 @@ piece_model AS (
     LEFT JOIN hour_factor f ON f.status = p.status_a AND f.local_hour = l.local_hour
     LEFT JOIN store_multiplier m ON m.store_key = p.store_key AND m.status = p.status_a
 ),
+switch_balance AS (
+    -- A poll is a look at a random moment, so nearest-poll is right on average: the hidden
+    -- time expected where polls agree (up time lost where they are active, gained where they
+    -- are inactive) is balanced, on average, where they differ. The up share of a differing
+    -- gap is therefore 1/2 + this (the same both ways: a stationary process reversed in time).
+    SELECT greatest(-0.45, least(0.45, coalesce(
+               (coalesce(sum(other_seconds) FILTER (WHERE status_a = status_b AND status_a = 'active'), 0)
+                - coalesce(sum(other_seconds) FILTER (WHERE status_a = status_b AND status_a = 'inactive'), 0))
+               / nullif(sum(open_seconds) FILTER (WHERE status_a <> status_b), 0), 0))) AS up_share_shift
+    FROM piece_model
+),
 segment_windows AS (
     SELECT g.store_key, g.a, g.b, any_value(g.status_a) AS status_a, any_value(g.status_b) AS status_b, w.window_rank,
            sum(g.open_seconds) AS open_seconds, sum(g.unobserved_seconds) AS unobserved_seconds,
@@ -162,12 +169,11 @@ segment_windows AS (
 ),
 segment_model AS (
     SELECT g.*,
-           CASE WHEN g.status_a <> g.status_b
-                THEN CASE g.status_a WHEN 'active' THEN 1 ELSE -1 END * (coalesce(w.r, 0.5) - 0.5) * g.open_seconds
+           CASE WHEN g.status_a <> g.status_b THEN w.up_share_shift * g.open_seconds
                 ELSE CASE g.status_a WHEN 'active' THEN -1 ELSE 1 END * g.other_seconds END AS uptime_shift,
-           CASE WHEN g.status_a <> g.status_b THEN coalesce(w.r, 0.5) * (1 - coalesce(w.r, 0.5)) / 3 * g.open_seconds ^ 2
+           CASE WHEN g.status_a <> g.status_b THEN (0.25 - w.up_share_shift ^ 2) / 3 * g.open_seconds ^ 2
                 ELSE greatest(0.0, g.other_seconds * (2.0 / 3 * g.open_seconds - g.other_seconds)) END AS uptime_variance
-    FROM segment_windows g LEFT JOIN switch_share w ON w.status = g.status_a
+    FROM segment_windows g, switch_balance w
 ),
 store_model AS (
     SELECT store_key,
@@ -210,9 +216,10 @@ SELECT b.store_key, r.* EXCLUDE (store_id),
     interval_hi(b.has_evidence, b.point_week, b.mean_week, b.sd_week, b.open_week, 3600) AS uptime_last_week_hi,
     coalesce(po.polls_hour, 0) AS polls_last_hour, coalesce(po.polls_day, 0) AS polls_last_day,
     coalesce(po.polls_week, 0) AS polls_last_week,
-    CAST(round(coalesce(b.unobserved_hour, 0) / 60, 2) AS DECIMAL(18, 2)) AS unobserved_last_hour,
-    CAST(round(coalesce(b.unobserved_day, 0) / 3600, 2) AS DECIMAL(18, 2)) AS unobserved_last_day,
-    CAST(round(coalesce(b.unobserved_week, 0) / 3600, 2) AS DECIMAL(18, 2)) AS unobserved_last_week
+    -- (A store with no in-hours poll at all has observed none of its business time.)
+    CAST(round(CASE WHEN b.has_evidence THEN coalesce(b.unobserved_hour, 0) ELSE b.open_hour END / 60, 2) AS DECIMAL(18, 2)) AS unobserved_last_hour,
+    CAST(round(CASE WHEN b.has_evidence THEN coalesce(b.unobserved_day, 0) ELSE b.open_day END / 3600, 2) AS DECIMAL(18, 2)) AS unobserved_last_day,
+    CAST(round(CASE WHEN b.has_evidence THEN coalesce(b.unobserved_week, 0) ELSE b.open_week END / 3600, 2) AS DECIMAL(18, 2)) AS unobserved_last_week
 FROM bounds b JOIN report_stores s USING (store_key) JOIN store_report r USING (store_id)
 LEFT JOIN polls po USING (store_key)
 ORDER BY b.store_key;
