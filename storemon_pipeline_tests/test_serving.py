@@ -6,6 +6,7 @@ the ones that change the data come last.
 
 import csv
 import io
+import json
 import os
 import re
 import signal
@@ -124,6 +125,21 @@ def test_rest_report_equals_the_storemon_report_command(server, tmp_path):
     assert response.headers["Content-Disposition"] == f'attachment; filename="report-{report_id}.csv"'
     assert response.text == storemon_report(server, tmp_path)
     assert response.text.count("\n") == 301  # header + the sample's 300 stores
+    # The extended report: the same rows with intervals and evidence, as the CLI writes it.
+    extended = requests.get(
+        f"{server.api}/get_report", params={"report_id": report_id, "format": "extended"}, timeout=60
+    )
+    assert extended.status_code == 200, extended.text
+    assert extended.headers["Content-Disposition"] == f'attachment; filename="report-{report_id}.extended.csv"'
+    assert extended.text == storemon_report(server, tmp_path, "--extended")
+    header, *rows = extended.text.splitlines()
+    assert header.split(",") == report.EXTENDED_COLUMNS and len(rows) == 300
+    plain_columns = len(response.text.splitlines()[0].split(","))
+    assert [row.split(",")[:plain_columns] for row in rows] == [
+        row.split(",") for row in response.text.splitlines()[1:]
+    ]
+    wrong = requests.get(f"{server.api}/get_report", params={"report_id": report_id, "format": "xml"}, timeout=60)
+    assert wrong.status_code == 400 and "format" in wrong.json()["error"]
 
 
 def test_one_store_of_a_report_with_its_days_and_incidents(server):
@@ -139,6 +155,20 @@ def test_one_store_of_a_report_with_its_days_and_incidents(server):
     (row,) = [row for row in rows if row["store_id"] == store_id]
     assert (body["report_id"], body["store_id"]) == (report_id, store_id)
     assert body["report"] == {name: float(value) for name, value in row.items() if name != "store_id"}
+    (extended,) = [
+        row
+        for row in csv.DictReader(report_file_path(server.paths.reports_dir, report_id, "extended").open())
+        if row["store_id"] == store_id
+    ]
+    assert set(body["intervals"]) == {"hour", "day", "week"}
+    for window, evidence in body["intervals"].items():
+        assert evidence == {
+            "uptime_lo": float(extended[f"uptime_last_{window}_lo"]),
+            "uptime_hi": float(extended[f"uptime_last_{window}_hi"]),
+            "polls": int(extended[f"polls_last_{window}"]),
+            "unobserved": float(extended[f"unobserved_last_{window}"]),
+        }
+        assert evidence["uptime_lo"] <= body["report"][f"uptime_last_{window}"] <= evidence["uptime_hi"]
     assert len(body["daily"]) == 7 and [day["local_date"] for day in body["daily"]] == sorted(
         day["local_date"] for day in body["daily"]
     )
@@ -159,6 +189,57 @@ def test_one_store_of_a_report_with_its_days_and_incidents(server):
     formula = get("=1+1")
     assert formula.status_code == 400 and "formula" in formula.json()["error"]
     assert get(store_id, "not-a-run").status_code == 400
+
+
+REPORT_METADATA_QUERY = """
+query ($runId: ID!) {
+  logsForRun(runId: $runId) {
+    ... on EventConnection {
+      events {
+        __typename
+        ... on MaterializationEvent {
+          assetKey { path }
+          metadataEntries {
+            label
+            ... on FloatMetadataEntry { floatValue }
+            ... on IntMetadataEntry { intValue }
+            ... on TableMetadataEntry { table { records } }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def test_the_ui_shows_the_report_s_evidence_in_its_metadata(server):
+    """What the Dagster UI shows for a report run (read through the webserver's GraphQL): the
+    share of wide week intervals, the incidents and the stores with least evidence, as in the
+    run's files."""
+    report_id = server.trigger_rest()
+    assert server.wait_for_report(report_id).status_code == 200
+    events = server.graphql()._execute(REPORT_METADATA_QUERY, {"runId": report_id})["logsForRun"]["events"]
+    (entries,) = [
+        event["metadataEntries"]
+        for event in events
+        if event["__typename"] == "MaterializationEvent" and event["assetKey"]["path"] == ["store_report"]
+    ]
+    shown = {entry["label"]: entry for entry in entries}
+    extended = list(csv.DictReader(report_file_path(server.paths.reports_dir, report_id, "extended").open()))
+    open_week = [row for row in extended if float(row["uptime_last_week"]) + float(row["downtime_last_week"]) > 0]
+    wide = [
+        row
+        for row in open_week
+        if float(row["uptime_last_week_hi"]) - float(row["uptime_last_week_lo"])
+        > 0.1 * (float(row["uptime_last_week"]) + float(row["downtime_last_week"]))
+    ]
+    assert shown["wide_week_interval_share"]["floatValue"] == pytest.approx(len(wide) / len(open_week), abs=1e-4)
+    incidents = list(csv.DictReader(report_file_path(server.paths.reports_dir, report_id, "incidents").open()))
+    assert shown["incidents_last_week"]["intValue"] == len(incidents)
+    least = [json.loads(record) for record in shown["least_evidence_last_week"]["table"]["records"]]
+    fewest = sorted(int(row["polls_last_week"]) for row in open_week)[: len(least)]
+    assert len(least) == 10 and [row["polls_last_week"] for row in least] == fewest
 
 
 def test_graphql_cli_report_with_as_of_equals_the_storemon_report_command(server, tmp_path):
