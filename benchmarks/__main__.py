@@ -549,6 +549,49 @@ def concurrency_table(figures: dict) -> str:
     return "\n".join(lines)
 
 
+CALIBRATION_STORES = 2000
+# The plain report's parts and the extended outputs' (benchmarks/steps.py: report).
+PLAIN_PARTS = ("snapshot", "localized_business_hours", "status_intervals", "store_report", "csv")
+EXTENDED_PARTS = ("store_report_extended", "extended_csv")
+
+
+def calibration_table(figures: dict) -> str:
+    from storemon_pipeline.core.calibration import TARGETS
+
+    lines = [
+        "| truth family | window | group | stores | coverage | mean width | width / business time | target |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in figures["rows"]:
+        low, high = TARGETS[row["window"]]
+        verdict = ""
+        if row["group"] == "all":
+            verdict = f"{low:.0%}–{high:.0%} " + ("ok" if low <= row["coverage"] <= high else "MISSED")
+        unit = "min" if row["window"] == "hour" else "h"
+        lines.append(
+            f"| {row['family']} | {row['window']} | {row['group']} | {row['stores']:,} | {row['coverage']:.3f} | "
+            f"{row['mean_width']:.2f} {unit} | {row['mean_width_share']:.3f} | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def extended_cost(results: dict) -> str:
+    """The report computation with and without the extended outputs, per size."""
+    lines = [
+        "| size | plain report (3 tables + CSV), s | extended outputs (table + CSV), s | with them / plain | target |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for size, data in results["sizes"].items():
+        report = data["steps"]["report"]
+        plain = sum(report[f"{part}_seconds"] for part in PLAIN_PARTS)
+        extended = sum(report[f"{part}_seconds"] for part in EXTENDED_PARTS)
+        ratio = (plain + extended) / plain
+        lines.append(
+            f"| {size} | {plain:.2f} | {extended:.2f} | {ratio:.2f}× | ≤ 3× {'ok' if ratio <= 3 else 'MISSED'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", choices=SIZES, default=list(SIZES))
@@ -557,6 +600,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="GraphQL triggers per size")
     parser.add_argument("--only-concurrency", action="store_true", help="only the ten-triggers figure, on the sample")
     parser.add_argument("--only-shards", action="store_true", help="only the store-shard table (10x)")
+    parser.add_argument(
+        "--only-calibration", action="store_true", help="only the intervals' calibration table (no dataset needed)"
+    )
     args = parser.parse_args()
     results = {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -568,13 +614,16 @@ def main() -> None:
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
         },
     }
-    if not args.only_shards:
+    only = args.only_shards or args.only_concurrency or args.only_calibration
+    if not (args.only_shards or args.only_concurrency):
+        results["calibration"] = run_step("calibration", "--stores", str(CALIBRATION_STORES))
+    if not (args.only_shards or args.only_calibration):
         results["concurrency"] = {mode: concurrency(mode, args.repeats) for mode in ("duckdb", "postgres")}
-    if not (args.only_concurrency or args.only_shards):
+    if not only:
         results["sizes"] = {
             size: bench_size(size, args.data_dir, args.baseline_stores, args.repeats) for size in args.sizes
         }
-    if not args.only_concurrency and "10x" in args.sizes:
+    if not (args.only_concurrency or args.only_calibration) and "10x" in args.sizes:
         results["shards"] = bench_shards("10x", args.data_dir)
     out = BENCH_DIR / "results" / f"bench-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(exist_ok=True)
@@ -589,10 +638,18 @@ def main() -> None:
         print(table(results))
         print()
         print(targets_table(results))
+        print()
+        print(extended_cost(results))
     if "shards" in results:
         print()
         print(f"report_job in store shards, 10x ({results['shards']['dataset']['polls'] / 1e6:.1f}M polls):")
         print(shards_table(results["shards"]))
+    if "calibration" in results:
+        print()
+        print(
+            f"the extended report's 90 % intervals against generated truth, {CALIBRATION_STORES:,} stores per family:"
+        )
+        print(calibration_table(results["calibration"]))
     print(f"\nwritten to {out.relative_to(REPO_ROOT)}")
 
 

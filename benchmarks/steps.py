@@ -70,6 +70,11 @@ def report(args: argparse.Namespace) -> dict:
         rows = run.file_bytes(storemon_report.REPORT_QUERY, "FORMAT csv, HEADER false")
         write_atomically(Path(args.home) / "reports" / "benchmark.csv", [storemon_report.REPORT_HEADER, rows])
         timings["csv_seconds"] = time.perf_counter() - step_started
+        step_started = time.perf_counter()
+        extended = storemon_report.REPORT_FILES["extended"]
+        rows = run.file_bytes(extended.query, "FORMAT csv, HEADER false")
+        write_atomically(Path(args.home) / "reports" / "benchmark.extended.csv", [extended.header, rows])
+        timings["extended_csv_seconds"] = time.perf_counter() - step_started
         stores, as_of = run.value("SELECT count(*) FROM store_report"), str(run.snapshot.as_of)
     return {"seconds": time.perf_counter() - started, "stores": stores, "as_of": as_of, **timings}
 
@@ -187,7 +192,32 @@ def floor(args: argparse.Namespace) -> dict:
     return floor_report(Path(args.source).resolve(), Path(args.out))
 
 
-STEPS = {"ingest": ingest, "report": report, "cli": cli, "baseline": baseline, "floor": floor, "sharded": sharded}
+def calibration(args: argparse.Namespace) -> dict:
+    """The extended report's interval coverage against generated truth (core/calibration.py)."""
+    import tempfile
+
+    from storemon_pipeline.core import calibration as storemon_calibration
+    from storemon_pipeline.core.sample import TRUTH_FAMILIES
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="storemon-calibration-") as scratch:
+        tables = [
+            storemon_calibration.calibrate(family, args.stores, args.seed, Path(scratch) / family)
+            for family in TRUTH_FAMILIES
+        ]
+    rows = [row for table in tables for row in table.to_dict("records")]
+    return {"seconds": time.perf_counter() - started, "stores": args.stores, "seed": args.seed, "rows": rows}
+
+
+STEPS = {
+    "ingest": ingest,
+    "report": report,
+    "cli": cli,
+    "baseline": baseline,
+    "floor": floor,
+    "sharded": sharded,
+    "calibration": calibration,
+}
 
 
 def main() -> None:
@@ -201,6 +231,7 @@ def main() -> None:
     parser.add_argument("--warehouse", help="cli: a postgresql:// URL instead of the embedded file")
     parser.add_argument("--shards", type=int, default=1, help="sharded: the number of store shards")
     parser.add_argument("--executor", default="in_process", help="sharded: in_process, multiprocess or dask")
+    parser.add_argument("--seed", type=int, default=3, help="calibration: the generated stores' seed")
     args = parser.parse_args()
     figures = STEPS[args.step](args)
     figures.setdefault("peak_rss_mb", peak_rss_mb())
