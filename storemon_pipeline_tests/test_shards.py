@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,14 @@ def sample_home(tmp_path_factory) -> tuple[Path, bytes]:
     out = home.parent / "whole.csv"
     storemon("report", "--data-dir", str(SAMPLE), "--home", str(home), "--out", str(out))
     return home, out.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def whole_extended(sample_home) -> bytes:
+    home, _ = sample_home
+    out = home.parent / "whole.extended.csv"
+    storemon("report", "--home", str(home), "--extended", "--out", str(out))
+    return out.read_bytes()
 
 
 def shards_report(home: Path, shards: int, executor: str, *extra: str, env: dict | None = None) -> bytes:
@@ -86,9 +95,39 @@ def test_shards_partition_the_sample_stores_in_order(sample_home):
 
 
 @pytest.mark.parametrize("shards", [1, 2, 7])
-def test_in_process_shards_give_the_same_csv(sample_home, shards):
+def test_in_process_shards_give_the_same_csv(sample_home, whole_extended, shards):
     home, whole = sample_home
     assert shards_report(home, shards, "in_process") == whole
+    # The extended report too: the shards share one interval model.
+    extended = home.parent / f"shards-{shards}.extended.csv"
+    storemon("report", "--home", str(home), "--shards", str(shards), "--extended", "--out", str(extended))
+    assert extended.read_bytes() == whole_extended
+
+
+def test_shards_fit_the_interval_model_on_the_same_sample_as_the_whole_report(sample_home, monkeypatch):
+    """With more stores than the model's sample (here 300 > 80), the whole report fits the model
+    on the sample among all its stores, a sharded one on exactly the sample's slice of the
+    snapshot: the same model, the same extended rows."""
+    home, _ = sample_home
+    monkeypatch.setattr(report, "MODEL_SAMPLE_STORES", 80)
+    warehouse = open_warehouse(Settings(home=home, source_dir=SAMPLE))
+    snapshot = warehouse.pin_snapshot()
+    whole = report.compute_shard(warehouse, snapshot)
+    ranges = warehouse.shards(snapshot, 3)
+    assert ranges[0].polled_stores == 300
+    model = report.sample_interval_model(warehouse, snapshot, 300)
+    sampled = sum(
+        1
+        for (_,) in warehouse.query(
+            f"SELECT DISTINCT store_id FROM {{wh}}.raw_store_polls WHERE {report.model_sample(300).condition()}"
+        )
+    )
+    assert 40 <= sampled <= 130  # about 80 of the 300 stores
+    parts = [report.compute_shard(warehouse, snapshot, shard, model=model) for shard in ranges]
+    assert b"".join(part.file_rows["extended"] for part in parts) == whole.file_rows["extended"]
+    # ... and the sample matters: a model fitted on all 300 stores gives other intervals.
+    monkeypatch.setattr(report, "MODEL_SAMPLE_STORES", 5000)
+    assert report.compute_shard(warehouse, snapshot).file_rows["extended"] != whole.file_rows["extended"]
 
 
 def test_multiprocess_shards_give_the_same_csv(sample_home):
@@ -113,7 +152,18 @@ def test_a_dask_cluster_computes_the_shards_from_the_postgres_warehouse(tmp_path
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    # Workers inherit an ignored SIGTERM (a test run started with & in some shells): Dagster's
+    # log capture then waits 30 s for each `tail` it terminates, after every step.
+    ignored = signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        )
+    finally:
+        if ignored:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         with Client(cluster) as client:
             worker_pids = set(client.run(os.getpid).values())

@@ -9,6 +9,7 @@ run's. The same SQL runs whichever warehouse holds the sources.
 from __future__ import annotations
 
 import json
+import math
 import resource
 import tempfile
 from dataclasses import asdict, astuple, dataclass, field
@@ -26,7 +27,7 @@ from storemon_pipeline.core.settings import (  # noqa: F401 (report_file_path: t
     report_path,
     report_record_path,
 )
-from storemon_pipeline.core.warehouse import ALL_STORES, Snapshot, StoreRange, Warehouse
+from storemon_pipeline.core.warehouse import ALL_STORES, Snapshot, StoreRange, StoreSample, Warehouse
 
 SQL_DIR = Path(__file__).with_name("sql")
 REPORT_COLUMNS = [
@@ -148,10 +149,75 @@ def prepare_report(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
 
 
 def build_report_tables(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
-    """Run the three SQL files on a connection that holds the source tables."""
+    """Run the STEPS on a connection that holds the source tables."""
     prepare_report(conn, as_of)
     for name in STEPS:
-        run_sql(conn, name)
+        build_step(conn, name)
+
+
+def build_step(conn: duckdb.DuckDBPyConnection, step: str, model: IntervalModel | None = None) -> None:
+    """One of the STEPS; the extended report's runs its SQL files in order, with ``model`` or
+    fitting one on a sample of the stores at hand (build_intervals)."""
+    if step == "store_report_extended":
+        build_intervals(conn, model)
+    else:
+        run_sql(conn, step)
+
+
+# The interval model is fitted on about this many stores (all, if there are no more): enough
+# for its few dozen rates, and a fit that costs the same for 10 thousand stores or a million.
+MODEL_SAMPLE_STORES = 5000
+# Its parameters: tables of interval_rates.sql and interval_switch_balance.sql.
+MODEL_TABLES = {
+    "interval_curve_points": "side VARCHAR, status VARCHAR, bucket INTEGER, distance DOUBLE, q DOUBLE",
+    "interval_hour_factor": "status VARCHAR, local_hour BIGINT, f DOUBLE",
+    "interval_switch_balance": "up_share_shift DOUBLE",
+}
+
+
+@dataclass(frozen=True)
+class IntervalModel:
+    """The interval model's fitted parameters (each of MODEL_TABLES' rows): what a report's
+    shards share, so that each computes the same intervals as the whole report would."""
+
+    tables: dict[str, list[tuple]]
+
+
+def model_sample(polled_stores: int) -> StoreSample:
+    """The stores the interval model is fitted on: a hash sample of about MODEL_SAMPLE_STORES
+    of the snapshot's ``polled_stores`` (all of them, if there are no more)."""
+    if polled_stores <= MODEL_SAMPLE_STORES:
+        return StoreSample("g")
+    return StoreSample(f"{math.ceil(16**8 * MODEL_SAMPLE_STORES / polled_stores):08x}")
+
+
+def fit_interval_model(conn: duckdb.DuckDBPyConnection, sample: StoreSample) -> IntervalModel:
+    """Fit the model on ``sample``'s stores among those of a computation that has run the
+    STEPS before store_report_extended."""
+    run_sql(conn, "interval_evidence")
+    conn.execute(
+        f"CREATE OR REPLACE TABLE interval_model_stores AS SELECT store_key FROM report_stores WHERE {sample.condition()}"
+    )
+    run_sql(conn, "interval_rates")
+    run_sql(conn, "interval_expectations")
+    run_sql(conn, "interval_switch_balance")
+    return IntervalModel({name: conn.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall() for name in MODEL_TABLES})
+
+
+def build_intervals(conn: duckdb.DuckDBPyConnection, model: IntervalModel | None = None) -> None:
+    """store_report_extended, with ``model``, or fitting one on model_sample of the stores here
+    (all the report's stores must then be here: an unsharded report)."""
+    if model is None:
+        fit_interval_model(conn, model_sample(fetch_value(conn, "SELECT count(*) FROM report_stores")))
+    else:
+        run_sql(conn, "interval_evidence")
+        for name, columns in MODEL_TABLES.items():
+            conn.execute(f"CREATE OR REPLACE TABLE {name} ({columns})")
+            if model.tables[name]:
+                placeholders = ", ".join("?" * len(model.tables[name][0]))
+                conn.executemany(f"INSERT INTO {name} VALUES ({placeholders})", model.tables[name])
+        run_sql(conn, "interval_expectations")
+    run_sql(conn, "store_report_extended")
 
 
 @dataclass
@@ -273,9 +339,11 @@ class ReportComputation:
         warehouse: Warehouse,
         load_id: int | None = None,
         as_of: datetime | None = None,
-        stores: StoreRange = ALL_STORES,
+        stores: StoreRange | StoreSample = ALL_STORES,
+        model: IntervalModel | None = None,
     ):
         self.warehouse, self.load_id, self.as_of, self.stores = warehouse, load_id, as_of, stores
+        self.model = model
         self.conn: duckdb.DuckDBPyConnection | None = None
         self.snapshot: Snapshot | None = None
 
@@ -293,7 +361,7 @@ class ReportComputation:
         self.conn.close()
 
     def build(self, step: str) -> None:
-        run_sql(self.conn, step)
+        build_step(self.conn, step, self.model)
 
     def build_all(self) -> None:
         for step in self.STEPS:
@@ -348,12 +416,29 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def sample_interval_model(warehouse: Warehouse, snapshot: Snapshot, polled_stores: int) -> IntervalModel:
+    """The interval model of a report cut into shards: fitted once on model_sample of the
+    snapshot's stores, from exactly their slice of it (the same fit as the whole report's)."""
+    with ReportComputation(warehouse, snapshot.load_id, snapshot.as_of, model_sample(polled_stores)) as run:
+        for step in ("localized_business_hours", "status_intervals"):
+            run.build(step)
+        return fit_interval_model(run.conn, model_sample(polled_stores))
+
+
 def compute_shard(
-    warehouse: Warehouse, snapshot: Snapshot, stores: StoreRange = ALL_STORES, with_tables: bool = False
+    warehouse: Warehouse,
+    snapshot: Snapshot,
+    stores: StoreRange = ALL_STORES,
+    with_tables: bool = False,
+    model: IntervalModel | None = None,
 ) -> ShardResult:
-    """The report's rows for one shard's stores, from exactly their slice of the snapshot."""
+    """The report's rows for one shard's stores, from exactly their slice of the snapshot; a
+    shard of several uses the report's interval model (sample_interval_model, fitted here if
+    not given)."""
     started = perf_counter()
-    with ReportComputation(warehouse, snapshot.load_id, snapshot.as_of, stores) as run:
+    if model is None and stores.count > 1:
+        model = sample_interval_model(warehouse, snapshot, stores.polled_stores)
+    with ReportComputation(warehouse, snapshot.load_id, snapshot.as_of, stores, model) as run:
         loaded = perf_counter()
         run.build_all()
         open_week_stores, wide_week_intervals = fetch_row(run.conn, INTERVAL_WIDTH_QUERY)

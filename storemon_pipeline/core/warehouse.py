@@ -69,6 +69,7 @@ class StoreRange:
     count: int
     first: str | None = None
     end: str | None = None
+    polled_stores: int | None = None  # the snapshot's, all shards together (None: not counted)
 
     def condition(self) -> str:
         """SQL that keeps the range's rows (of a table with a store_id column)."""
@@ -78,10 +79,24 @@ class StoreRange:
 
 
 ALL_STORES = StoreRange(index=0, count=1)
+
+
+@dataclass(frozen=True)
+class StoreSample:
+    """The stores whose md5(store_id), in hex, sorts below ``threshold``: a sample of the
+    stores that both dialects select alike and that does not depend on how they are sharded
+    ("g" sorts after every hex digit: all stores)."""
+
+    threshold: str
+
+    def condition(self) -> str:
+        return f"md5(store_id) < {sql_literal(self.threshold)}"
+
+
 # The first store id of each of {shards} shards of equal store counts (ntile over the
 # snapshot's polled stores in store_id order); both dialects sort text in byte order here.
 SHARD_STARTS_SQL = """
-    SELECT min(store_id) AS first FROM (
+    SELECT min(store_id) AS first, count(*) AS stores FROM (
         SELECT store_id, ntile({shards}) OVER (ORDER BY store_id) AS shard
         FROM (SELECT DISTINCT store_id FROM {wh}.raw_store_polls WHERE load_id <= {load} AND timestamp_utc <= {as_of}) AS polled
     ) AS numbered
@@ -89,13 +104,13 @@ SHARD_STARTS_SQL = """
 """
 
 
-def store_ranges(starts: list[str], count: int) -> list[StoreRange]:
+def store_ranges(starts: list[str], count: int, polled_stores: int | None = None) -> list[StoreRange]:
     """Shards from their first store ids; the first is open below and the last above, so every
     id (also of hours and zones that match no polled store) falls in exactly one."""
     starts = starts[: max(count, 1)] or [None]
     ends = [*starts[1:], None]
     return [
-        StoreRange(index=i, count=len(starts), first=first if i else None, end=end)
+        StoreRange(index=i, count=len(starts), first=first if i else None, end=end, polled_stores=polled_stores)
         for i, (first, end) in enumerate(zip(starts, ends))
     ]
 
@@ -353,7 +368,7 @@ class Warehouse:
         if count <= 1:
             return [ALL_STORES]  # (no need to count the stores)
         starts = self.query(_snapshot_query(SHARD_STARTS_SQL, snapshot).replace("{shards}", str(int(count))))
-        return store_ranges([first for (first,) in starts], count)
+        return store_ranges([first for first, _ in starts], count, sum(stores for _, stores in starts))
 
     def _resolve_snapshot(self, run_query, load_id: int | None, as_of: datetime | None) -> Snapshot:
         latest = run_query("SELECT max(load_id) FROM {wh}.loads")[0][0]

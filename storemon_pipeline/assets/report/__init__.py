@@ -161,17 +161,22 @@ def pin_report_snapshot(context: dg.OpExecutionContext, config: ReportConfig, st
         f"pinned snapshot: load {snapshot.load_id} of {warehouse.location}, as_of {snapshot.as_of}; "
         f"{len(shards)} shard(s)"
     )
+    # Shards share one interval model (fitted on a sample of all their stores); one shard fits its own.
+    model = None
+    if len(shards) > 1:
+        model = report.sample_interval_model(warehouse, snapshot, shards[0].polled_stores)
+        context.log.info(f"interval model fitted on a sample of the snapshot's {shards[0].polled_stores:,} stores")
     for shard in shards:
-        yield dg.DynamicOutput((snapshot, shard), mapping_key=str(shard.index))
+        yield dg.DynamicOutput((snapshot, shard, model), mapping_key=str(shard.index))
 
 
 @dg.op(description="One shard's report rows, from only its stores' slice of the pinned snapshot.")
 def compute_report_shard(
     context: dg.OpExecutionContext, shard: tuple, storemon: StoremonResource
 ) -> report.ShardResult:
-    snapshot, stores = shard
+    snapshot, stores, model = shard
     assert isinstance(snapshot, Snapshot) and isinstance(stores, StoreRange)
-    result = report.compute_shard(storemon.open_warehouse(context), snapshot, stores, with_tables=True)
+    result = report.compute_shard(storemon.open_warehouse(context), snapshot, stores, with_tables=True, model=model)
     context.log.info(
         f"shard {stores.index + 1} of {stores.count}: {result.row_count:,} stores; loaded in "
         f"{result.load_seconds:.2f} s, computed in {result.compute_seconds:.2f} s; peak RSS {result.peak_rss_mb:,.0f} MB"
