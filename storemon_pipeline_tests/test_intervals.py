@@ -33,7 +33,7 @@ def assert_intervals_hold_the_point(row) -> None:
         assert 0 <= lo <= point <= hi <= business + 0.0101, (window, lo, point, hi, business)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     stores=st.lists(store, min_size=1, max_size=4),
     around=st.sampled_from(DST_DAYS),

@@ -52,7 +52,7 @@ def load(conn, polls, hours=(), zones=None) -> None:
 def compute(polls, hours=(), zones=None, as_of=None) -> dict[str, dict[str, float]]:
     with duckdb.connect() as conn:
         load(conn, polls, hours, zones)
-        report.build_report_tables(conn, as_of or max(t for _, t, _ in polls))
+        report.build_report_tables(conn, as_of or max(t for _, t, _ in polls), report.PLAIN_STEPS)
         frame = conn.execute(report.REPORT_QUERY).df()
     return {row["store_id"]: {c: float(row[c]) for c in VALUE_COLUMNS} for row in frame.to_dict("records")}
 
