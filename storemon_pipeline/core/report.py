@@ -194,10 +194,10 @@ def model_sample(polled_stores: int) -> StoreSample:
 def fit_interval_model(conn: duckdb.DuckDBPyConnection, sample: StoreSample) -> IntervalModel:
     """Fit the model on ``sample``'s stores among those of a computation that has run the
     STEPS before store_report_extended."""
-    run_sql(conn, "interval_evidence")
     conn.execute(
         f"CREATE OR REPLACE TABLE interval_model_stores AS SELECT store_key FROM report_stores WHERE {sample.condition()}"
     )
+    run_sql(conn, "interval_evidence")
     run_sql(conn, "interval_rates")
     run_sql(conn, "interval_expectations")
     run_sql(conn, "interval_switch_balance")
@@ -210,6 +210,7 @@ def build_intervals(conn: duckdb.DuckDBPyConnection, model: IntervalModel | None
     if model is None:
         fit_interval_model(conn, model_sample(fetch_value(conn, "SELECT count(*) FROM report_stores")))
     else:
+        conn.execute("CREATE OR REPLACE TABLE interval_model_stores (store_key INTEGER)")  # (none: it is given)
         run_sql(conn, "interval_evidence")
         for name, columns in MODEL_TABLES.items():
             conn.execute(f"CREATE OR REPLACE TABLE {name} ({columns})")

@@ -1,75 +1,92 @@
 -- What the extended report's intervals are learned from and applied to, per store: the hidden
 -- polls and the pieces of business time between polls (docs/report.md: How sure each number
--- is). Input: evidence_polls, localized_business_hours, report_stores, report_as_of.
+-- is). Input: evidence_neighbours, localized_business_hours, report_stores, report_as_of,
+-- interval_model_stores (the stores a model is fitted on; empty when it is given).
 --
+-- interval_segments: store_key, a, b, status_a, status_b, lo, hi
+--   the gaps between consecutive in-hours polls at a and b (NULL: no poll before / after;
+--   (store_key, b) names a gap), with their statuses, that reach into the week; [lo, hi) is
+--   their part in the week.
+-- interval_pieces: the segment's columns, rank, s, e, local_hour
+--   business time [s, e) of a segment, cut at the window edges: rank 1 in the last hour, 2 in
+--   the rest of the last day, 3 in the rest of the week; local_hour of its middle.
 -- interval_held_out: store_key, side, status, disagrees, distance, bucket, local_hour
---   side 'between': each in-hours poll whose two neighbours agree (status: theirs), hidden:
---     disagrees = 1 if it showed the other status; distance = d1 d2 / (d1 + d2) minutes for
---     its distances d1, d2 to them (0 at either poll, as a point between them);
---   side 'after': each poll after another (status: the earlier one's): disagrees = 1 if it
---     differs from it; distance = minutes since it (what the time after a last poll is like);
+--   the polls of the last 28 days (recent behaviour; the cost does not grow with history):
+--   side 'between': each poll whose two neighbours agree (status: theirs), hidden: disagrees
+--     = 1 if it showed the other status; distance = d1 d2 / (d1 + d2) minutes for its
+--     distances d1, d2 to them (0 at either poll, as a point between them);
+--   side 'after' (model stores only): each poll after another (status: the earlier one's):
+--     disagrees = 1 if it differs; distance = minutes since it (the time after a last poll);
 --   bucket: the distance's bucket (edges in minutes below); local_hour: of the hidden poll.
--- interval_pieces: store_key, a, b, status_a, status_b, rank, s, e, local_hour
---   business time [s, e) of the week between consecutive in-hours polls at a and b (NULL: no
---   poll before / after) with their statuses, cut at the window edges: rank 1 in the last
---   hour, 2 in the rest of the last day, 3 in the rest of the week; local_hour: of its middle.
+CREATE OR REPLACE TEMP MACRO hour_number(ts) AS epoch_us(ts) // 3600000000;
 CREATE OR REPLACE TEMP MACRO distance_bucket(minutes) AS
     len(list_filter([10, 20, 30, 45, 60, 90, 120, 180, 240, 360, 480, 720, 1440], lambda edge: minutes >= edge));
 
-CREATE OR REPLACE TABLE interval_neighbours AS
-SELECT store_key, timestamp_utc AS t, status,
-       lag(timestamp_utc) OVER w AS prev_t, lag(status) OVER w AS prev_status,
-       lead(timestamp_utc) OVER w AS next_t, lead(status) OVER w AS next_status
-FROM evidence_polls WINDOW w AS (PARTITION BY store_key ORDER BY timestamp_utc);
+-- The local hour of every UTC hour of the last 29 days, per zone: each converted once.
+CREATE OR REPLACE TABLE interval_local_hours AS
+SELECT z.zone_key, h.hour_number, hour(timezone(z.tz, timezone('UTC', make_timestamp(h.hour_number * 3600000000)))) AS local_hour
+FROM (SELECT DISTINCT zone_key, tz FROM report_stores) z,
+     (SELECT range AS hour_number FROM report_as_of,
+             range(hour_number(as_of - INTERVAL 29 DAY), hour_number(as_of) + 1)) h;
+
+CREATE OR REPLACE TABLE interval_segments AS
+WITH params AS (SELECT as_of, as_of - INTERVAL 168 HOUR AS week_start FROM report_as_of),
+segments AS (
+    -- the gap ending at each poll (the first poll's has no start), and the one after the last
+    SELECT store_key, previous_poll AS a, timestamp_utc AS b, coalesce(previous_status, status) AS status_a,
+           status AS status_b
+    FROM evidence_neighbours
+    UNION ALL SELECT store_key, timestamp_utc, NULL, status, status FROM evidence_neighbours WHERE next_poll IS NULL
+)
+SELECT g.*, greatest(coalesce(g.a, p.week_start), p.week_start) AS lo, least(coalesce(g.b, p.as_of), p.as_of) AS hi
+FROM segments g, params p
+WHERE coalesce(g.b, p.as_of) > p.week_start AND coalesce(g.a, p.week_start) < p.as_of;
 
 CREATE OR REPLACE TABLE interval_pieces AS
 WITH params AS (SELECT as_of, as_of - INTERVAL 168 HOUR AS week_start FROM report_as_of),
-segments AS (
-    SELECT store_key, prev_t AS a, t AS b, prev_status AS status_a, status AS status_b
-    FROM interval_neighbours, params WHERE prev_t IS NOT NULL AND t > week_start AND prev_t < as_of
+week_hours AS (
+    SELECT h.store_key, h.start_utc, h.end_utc FROM localized_business_hours h, params p
+    WHERE h.end_utc > p.week_start AND h.start_utc < p.as_of
+),
+-- Segments and business intervals are each sorted and disjoint per store: each overlap starts
+-- either at a segment's start (inside a business interval) or at a business interval's start
+-- (inside a segment), found by an ASOF join each way.
+overlapping AS (
+    SELECT g.store_key, g.a, g.b, g.status_a, g.status_b, g.lo AS s, least(g.hi, h.end_utc) AS e
+    FROM interval_segments g ASOF JOIN week_hours h ON g.store_key = h.store_key AND g.lo >= h.start_utc
+    WHERE h.end_utc > g.lo
     UNION ALL
-    SELECT store_key, NULL, t, status, status FROM interval_neighbours, params WHERE prev_t IS NULL AND t > week_start
-    UNION ALL
-    SELECT store_key, t, NULL, status, status FROM interval_neighbours, params WHERE next_t IS NULL AND t < as_of
+    SELECT g.store_key, g.a, g.b, g.status_a, g.status_b, h.start_utc, least(g.hi, h.end_utc)
+    FROM week_hours h ASOF JOIN interval_segments g ON h.store_key = g.store_key AND h.start_utc >= g.lo
+    WHERE h.start_utc > g.lo AND h.start_utc < g.hi
 ),
 window_parts AS (
     SELECT 1 AS rank, as_of - INTERVAL 1 HOUR AS lo, as_of AS hi FROM params
     UNION ALL SELECT 2, as_of - INTERVAL 24 HOUR, as_of - INTERVAL 1 HOUR FROM params
     UNION ALL SELECT 3, week_start, as_of - INTERVAL 24 HOUR FROM params
+),
+cut AS (
+    SELECT o.store_key, o.a, o.b, o.status_a, o.status_b, w.rank, greatest(o.s, w.lo) AS s, least(o.e, w.hi) AS e
+    FROM overlapping o, window_parts w WHERE o.e > w.lo AND o.s < w.hi
 )
-SELECT g.store_key, g.a, g.b, g.status_a, g.status_b, w.rank,
-       greatest(coalesce(g.a, w.lo), h.start_utc, w.lo) AS s,
-       least(coalesce(g.b, w.hi), h.end_utc, w.hi) AS e
-FROM segments g JOIN localized_business_hours h USING (store_key), window_parts w
-WHERE h.end_utc > greatest(coalesce(g.a, w.lo), w.lo) AND h.start_utc < least(coalesce(g.b, w.hi), w.hi)
-  AND coalesce(g.b, w.hi) > w.lo AND coalesce(g.a, w.lo) < w.hi;
+SELECT c.*, l.local_hour
+FROM cut c JOIN report_stores r USING (store_key)
+JOIN interval_local_hours l ON l.zone_key = r.zone_key AND l.hour_number = (epoch_us(c.s) + epoch_us(c.e)) // 7200000000;
 
 CREATE OR REPLACE TABLE interval_held_out AS
-WITH held_out AS (
+WITH recent AS (
+    SELECT n.store_key, n.timestamp_utc AS t, n.status, n.previous_poll AS prev_t, n.previous_status AS prev_status,
+           n.next_poll AS next_t, n.next_status
+    FROM evidence_neighbours n, report_as_of p WHERE n.timestamp_utc >= p.as_of - INTERVAL 28 DAY
+),
+held_out AS (
     SELECT store_key, 'between' AS side, prev_status AS status, CAST(status <> prev_status AS INTEGER) AS disagrees,
            epoch(t - prev_t) * epoch(next_t - t) / epoch(next_t - prev_t) / 60 AS distance, t
-    FROM interval_neighbours WHERE prev_status = next_status
+    FROM recent WHERE prev_status = next_status
     UNION ALL
     SELECT store_key, 'after', prev_status, CAST(status <> prev_status AS INTEGER), epoch(t - prev_t) / 60, t
-    FROM interval_neighbours WHERE prev_status IS NOT NULL
+    FROM recent SEMI JOIN interval_model_stores USING (store_key) WHERE prev_status IS NOT NULL
 )
-SELECT store_key, side, status, disagrees, distance, distance_bucket(distance) AS bucket, date_trunc('hour', t) AS utc_hour
-FROM held_out;
-
--- Local hours: each distinct (zone, UTC hour) converted once.
-CREATE OR REPLACE TABLE interval_local_hours AS
-SELECT zone_key, utc_hour, hour(timezone(tz, timezone('UTC', utc_hour))) AS local_hour
-FROM (SELECT DISTINCT s.zone_key, s.tz, x.utc_hour
-      FROM (SELECT store_key, utc_hour FROM interval_held_out
-            UNION ALL SELECT store_key, date_trunc('hour', s + (e - s) / 2) FROM interval_pieces) x
-      JOIN report_stores s USING (store_key));
-
-CREATE OR REPLACE TABLE interval_held_out AS
-SELECT h.store_key, h.side, h.status, h.disagrees, h.distance, h.bucket, l.local_hour
-FROM interval_held_out h JOIN report_stores s USING (store_key)
-JOIN interval_local_hours l ON l.zone_key = s.zone_key AND l.utc_hour = h.utc_hour;
-
-CREATE OR REPLACE TABLE interval_pieces AS
-SELECT p.*, l.local_hour
-FROM interval_pieces p JOIN report_stores s USING (store_key)
-JOIN interval_local_hours l ON l.zone_key = s.zone_key AND l.utc_hour = date_trunc('hour', p.s + (p.e - p.s) / 2);
+SELECT h.store_key, h.side, h.status, h.disagrees, h.distance, distance_bucket(h.distance) AS bucket, l.local_hour
+FROM held_out h JOIN report_stores r USING (store_key)
+JOIN interval_local_hours l ON l.zone_key = r.zone_key AND l.hour_number = hour_number(h.t);

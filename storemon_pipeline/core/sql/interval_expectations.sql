@@ -1,24 +1,33 @@
 -- Per piece of business time between polls: the time of the other status expected there, by
 -- the model's rates (interval_rates.sql) adjusted for the local hour and the store.
--- Input: interval_pieces, interval_held_out, interval_curve_points, interval_hour_factor.
+-- Input: interval_pieces, interval_held_out, interval_curve_points,
+-- interval_hour_factor.
 --
--- interval_curve: side, status, x, q  the disagreement rate at each whole minute x from a
---   poll, up to a week: linear between the curve's points, flat past the last
+-- interval_curve: curve_key, q  the disagreement rate at x whole minutes from a poll, up to a
+--   week, per side and status (curve_key(side, status, x)): linear between the curve's
+--   points, flat past the last
 -- interval_store_factor: store_key, status, m  how much more (or less) this store disagreed
 --   than expected, (disagreements + 2) / (expected + 2): 1 with nothing to go on
--- interval_piece_model: store_key, a, b, status_a, status_b, rank, open_seconds,
---   unobserved_seconds (further than 30 min from both polls), other_seconds (expected time of
---   the other status, where the polls agree: the rate's mean over the piece, 4-point
---   quadrature, times the hour's and the store's factors)
+-- interval_segment_model: store_key, b (the gap), agree (its polls' statuses), status_a, and
+--   per window w (hour, day, week): open_<w> (business seconds), unobserved_<w> (further than
+--   30 minutes from both polls), other_<w> (where the polls agree, the other status's expected
+--   seconds: the rate's mean over each piece by 4-point quadrature, times the hour's and the
+--   store's factors)
+CREATE OR REPLACE TEMP MACRO curve_key(side, status, x) AS
+    ((CASE side WHEN 'between' THEN 0 ELSE 2 END) + (CASE status WHEN 'active' THEN 0 ELSE 1 END)) * 10081 + x;
+
 CREATE OR REPLACE TABLE interval_curve AS
 WITH curve_segments AS (
     SELECT side, status, distance AS x0, q AS q0, lead(distance) OVER w AS x1, lead(q) OVER w AS q1
     FROM interval_curve_points WINDOW w AS (PARTITION BY side, status ORDER BY distance)
+),
+minutes AS (
+    SELECT c.side, c.status, g.x,
+           CASE WHEN c.x1 IS NULL THEN c.q0 ELSE c.q0 + (c.q1 - c.q0) * (g.x - c.x0) / (c.x1 - c.x0) END AS q
+    FROM (SELECT DISTINCT side, status, x FROM interval_curve_points, range(0, 10081) r(x)) g
+    ASOF JOIN curve_segments c ON g.side = c.side AND g.status = c.status AND g.x >= c.x0
 )
-SELECT c.side, c.status, g.x,
-       CASE WHEN c.x1 IS NULL THEN c.q0 ELSE c.q0 + (c.q1 - c.q0) * (g.x - c.x0) / (c.x1 - c.x0) END AS q
-FROM (SELECT DISTINCT side, status, x FROM interval_curve_points, range(0, 10081) r(x)) g
-ASOF JOIN curve_segments c ON g.side = c.side AND g.status = c.status AND g.x >= c.x0;
+SELECT curve_key(side, status, x) AS curve_key, q FROM minutes;
 
 CREATE OR REPLACE TABLE interval_store_factor AS
 SELECT h.store_key, h.status, (sum(h.disagrees) + 2) / (sum(c.q * coalesce(f.f, 1)) + 2) AS m
@@ -28,30 +37,47 @@ LEFT JOIN interval_hour_factor f USING (status, local_hour)
 WHERE h.side = 'between'
 GROUP BY h.store_key, h.status;
 
-CREATE OR REPLACE TABLE interval_piece_model AS
-WITH points AS (
-    SELECT p.store_key, p.a, p.b, p.rank, p.s, p.status_a, u,
-           epoch(p.s + (p.e - p.s) * u - p.a) / 60 AS from_a,
-           epoch(p.b - (p.s + (p.e - p.s) * u)) / 60 AS to_b
-    FROM interval_pieces p, (VALUES (0.125), (0.375), (0.625), (0.875)) q(u)
-    WHERE p.status_a = p.status_b
+-- Minutes from the poll(s) around a point at share u of the piece [s, e) of the gap (a, b),
+-- all in epoch seconds: d1 d2 / (d1 + d2) between two polls, from the one poll otherwise.
+CREATE OR REPLACE TEMP MACRO poll_distance(s, e, a, b, u) AS
+    CAST(round(least(10080.0, CASE
+        WHEN a IS NULL THEN (b - s - (e - s) * u) / 60
+        WHEN b IS NULL THEN (s + (e - s) * u - a) / 60
+        ELSE (s + (e - s) * u - a) * (b - s - (e - s) * u) / (b - a) / 60 END)) AS BIGINT);
+-- The curve_key of the point at share u (NULL where the polls differ: no curve applies).
+CREATE OR REPLACE TEMP MACRO piece_curve_key(status_a, status_b, s, e, a, b, u) AS
+    CASE WHEN status_a = status_b THEN curve_key(CASE WHEN a IS NULL OR b IS NULL THEN 'after' ELSE 'between' END,
+                                                 status_a, poll_distance(s, e, a, b, u)) END;
+
+CREATE OR REPLACE TABLE interval_segment_model AS
+WITH seconds AS (
+    SELECT store_key, b, status_a, status_b, rank, local_hour, epoch(s) AS s, epoch(e) AS e, epoch(a) AS a,
+           epoch(b) AS b_seconds
+    FROM interval_pieces
 ),
-mean_rate AS (
-    SELECT pt.store_key, pt.a, pt.b, pt.rank, pt.s, avg(c.q) AS q
-    FROM points pt JOIN interval_curve c
-        ON c.side = CASE WHEN pt.a IS NULL OR pt.b IS NULL THEN 'after' ELSE 'between' END
-       AND c.status = pt.status_a
-       AND c.x = least(10080, CAST(round(CASE WHEN pt.a IS NULL THEN pt.to_b WHEN pt.b IS NULL THEN pt.from_a
-                                              ELSE pt.from_a * pt.to_b / (pt.from_a + pt.to_b) END) AS BIGINT))
-    GROUP BY ALL
+pieces AS (
+    SELECT p.store_key, p.b, p.status_a, p.status_b, p.rank,
+           p.e - p.s AS open_seconds,
+           greatest(0.0, least(p.e, coalesce(p.b_seconds - 1800, p.e)) - greatest(p.s, coalesce(p.a + 1800, p.s)))
+               AS unobserved_seconds,
+           (p.e - p.s) * least(1.0, coalesce(f.f, 1) * coalesce(m.m, 1) * (q1.q + q2.q + q3.q + q4.q) / 4) AS other_seconds
+    FROM seconds p
+    LEFT JOIN interval_curve q1 ON q1.curve_key = piece_curve_key(p.status_a, p.status_b, p.s, p.e, p.a, p.b_seconds, 0.125)
+    LEFT JOIN interval_curve q2 ON q2.curve_key = piece_curve_key(p.status_a, p.status_b, p.s, p.e, p.a, p.b_seconds, 0.375)
+    LEFT JOIN interval_curve q3 ON q3.curve_key = piece_curve_key(p.status_a, p.status_b, p.s, p.e, p.a, p.b_seconds, 0.625)
+    LEFT JOIN interval_curve q4 ON q4.curve_key = piece_curve_key(p.status_a, p.status_b, p.s, p.e, p.a, p.b_seconds, 0.875)
+    LEFT JOIN interval_hour_factor f ON f.status = p.status_a AND f.local_hour = p.local_hour
+    LEFT JOIN interval_store_factor m ON m.store_key = p.store_key AND m.status = p.status_a
 )
-SELECT p.store_key, p.a, p.b, p.status_a, p.status_b, p.rank,
-       epoch(p.e - p.s) AS open_seconds,
-       greatest(0.0, epoch(least(p.e, coalesce(p.b - INTERVAL 30 MINUTE, p.e))
-                           - greatest(p.s, coalesce(p.a + INTERVAL 30 MINUTE, p.s)))) AS unobserved_seconds,
-       epoch(p.e - p.s) * least(1.0, r.q * coalesce(f.f, 1) * coalesce(m.m, 1)) AS other_seconds
-FROM interval_pieces p
-LEFT JOIN mean_rate r ON r.store_key = p.store_key AND r.a IS NOT DISTINCT FROM p.a AND r.b IS NOT DISTINCT FROM p.b
-                     AND r.rank = p.rank AND r.s = p.s
-LEFT JOIN interval_hour_factor f ON f.status = p.status_a AND f.local_hour = p.local_hour
-LEFT JOIN interval_store_factor m ON m.store_key = p.store_key AND m.status = p.status_a;
+-- Per gap, each window's seconds (hour: rank 1, day: ranks 1-2, week: all).
+SELECT store_key, b, any_value(status_a) = any_value(status_b) AS agree, any_value(status_a) AS status_a,
+       coalesce(sum(open_seconds) FILTER (WHERE rank = 1), 0) AS open_hour,
+       coalesce(sum(open_seconds) FILTER (WHERE rank <= 2), 0) AS open_day,
+       sum(open_seconds) AS open_week,
+       coalesce(sum(other_seconds) FILTER (WHERE rank = 1), 0) AS other_hour,
+       coalesce(sum(other_seconds) FILTER (WHERE rank <= 2), 0) AS other_day,
+       coalesce(sum(other_seconds), 0) AS other_week,
+       coalesce(sum(unobserved_seconds) FILTER (WHERE rank = 1), 0) AS unobserved_hour,
+       coalesce(sum(unobserved_seconds) FILTER (WHERE rank <= 2), 0) AS unobserved_day,
+       sum(unobserved_seconds) AS unobserved_week
+FROM pieces GROUP BY store_key, b;

@@ -4,6 +4,9 @@
 --
 -- evidence_polls:   store_key, timestamp_utc, status: the polls inside business hours (the
 --                   only evidence; store_incidents reads them too)
+-- evidence_neighbours: each of them with the store's evidence poll before and after it:
+--                   previous_poll, previous_status, next_poll, next_status (NULL: none);
+--                   store_incidents and interval_evidence.sql read it too
 -- status_intervals: store_key, start_utc, end_utc, status
 
 -- (Intervals are merged, so the latest interval starting at or before a poll is the only one
@@ -14,21 +17,23 @@ FROM report_polls p
 ASOF JOIN localized_business_hours b ON p.store_key = b.store_key AND p.timestamp_utc >= b.start_utc
 WHERE p.timestamp_utc < b.end_utc;
 
-CREATE OR REPLACE TABLE status_intervals AS
-WITH
 -- (Two polls of a store at the same instant never reach this table: ingestion keeps one
 -- per (store_id, timestamp_utc), inactive if they disagree; no_duplicate_poll_keys checks it.)
-neighbours AS (
-    SELECT *, lag(status) OVER w AS previous_status, lag(timestamp_utc) OVER w AS previous_poll
-    FROM evidence_polls WINDOW w AS (PARTITION BY store_key ORDER BY timestamp_utc)
-),
+CREATE OR REPLACE TABLE evidence_neighbours AS
+SELECT store_key, timestamp_utc, status,
+       lag(timestamp_utc) OVER w AS previous_poll, lag(status) OVER w AS previous_status,
+       lead(timestamp_utc) OVER w AS next_poll, lead(status) OVER w AS next_status
+FROM evidence_polls WINDOW w AS (PARTITION BY store_key ORDER BY timestamp_utc);
+
+CREATE OR REPLACE TABLE status_intervals AS
+WITH
 -- The nearest-poll status changes halfway between two polls of different status.
 segment_starts AS (
     SELECT store_key, status,
            CASE WHEN previous_poll IS NULL THEN TIMESTAMP '-infinity'
                 ELSE make_timestamp(epoch_us(previous_poll) + (epoch_us(timestamp_utc) - epoch_us(previous_poll)) // 2)
            END AS segment_start
-    FROM neighbours
+    FROM evidence_neighbours
     WHERE previous_status IS NULL OR previous_status <> status
 ),
 pieces AS (

@@ -1,6 +1,6 @@
 -- The outages the polls show in the last week: one row per run of consecutive inactive
 -- in-hours polls (the report's evidence) of a store, if its estimated span overlaps
--- [as_of - 168 h, as_of). Input: evidence_polls, localized_business_hours, report_stores.
+-- [as_of - 168 h, as_of). Input: evidence_neighbours, localized_business_hours, report_stores.
 --
 -- store_key
 -- start_utc, end_utc      the nearest-poll estimate, as the report counts it: halfway between
@@ -21,15 +21,10 @@
 --                         unless the store has no evidence at all)
 CREATE OR REPLACE TABLE store_incidents AS
 WITH params AS (SELECT as_of, as_of - INTERVAL 168 HOUR AS week_start FROM report_as_of),
-neighbours AS (
-    SELECT *, lag(status) OVER w AS previous_status, lag(timestamp_utc) OVER w AS previous_poll,
-           lead(timestamp_utc) OVER w AS next_poll
-    FROM evidence_polls WINDOW w AS (PARTITION BY store_key ORDER BY timestamp_utc)
-),
 numbered AS (
     SELECT *, sum(CASE WHEN previous_status IS DISTINCT FROM 'inactive' THEN 1 ELSE 0 END)
                   OVER (PARTITION BY store_key ORDER BY timestamp_utc) AS run
-    FROM neighbours WHERE status = 'inactive'
+    FROM evidence_neighbours WHERE status = 'inactive'
 ),
 runs AS (
     SELECT store_key,

@@ -1,12 +1,12 @@
 -- The report with what the polls can and cannot tell: per store, the report's figures
 -- unchanged and, per window w (hour, day, week), a 90 % interval for the true uptime, the
 -- evidence and the business time no poll came near (docs/report.md: How sure each number is).
--- Input: interval_piece_model (interval_evidence.sql, interval_rates.sql,
+-- Input: interval_segment_model (interval_evidence.sql, interval_rates.sql,
 -- interval_expectations.sql), interval_switch_balance, store_window_seconds, store_report,
 -- report_stores, evidence_polls.
 --
 -- Per piece of business time, where the polls around it agree, the other status's expected
--- time E (interval_piece_model) has the variance of one hidden excursion of uniform length in
+-- time E (interval_segment_model) has the variance of one hidden excursion of uniform length in
 -- business time B: E (2/3 B - E). Where they differ there is one switch: the up share is
 -- 1/2 + up_share_shift (interval_switch_balance.sql), with the variance of a switch placed
 -- at random around it, (1/4 - shift^2) / 3 B^2. Per window the means and variances add up.
@@ -31,35 +31,25 @@ CREATE OR REPLACE TEMP MACRO interval_hi(has_evidence, point, mean, sd, open, un
     CAST(ceil(100 * CASE WHEN NOT has_evidence THEN open
         ELSE greatest(point, least(open, mean + CASE WHEN mean - 1.645 * sd <= 0 THEN 1.2816 ELSE 1.645 END * sd)) END
         / unit) / 100 AS DECIMAL(18, 2));
+-- A gap's uptime shift from the point and its variance, in seconds (the model above).
+CREATE OR REPLACE TEMP MACRO uptime_shift(agree, status_a, open, other, up_share_shift) AS
+    CASE WHEN NOT agree THEN up_share_shift * open WHEN status_a = 'active' THEN -other ELSE other END;
+CREATE OR REPLACE TEMP MACRO uptime_variance(agree, open, other, up_share_shift) AS
+    CASE WHEN NOT agree THEN (0.25 - up_share_shift ^ 2) / 3 * open ^ 2
+         ELSE greatest(0.0, other * (2.0 / 3 * open - other)) END;
 CREATE OR REPLACE TABLE store_report_extended AS
 WITH params AS (SELECT as_of, as_of - INTERVAL 168 HOUR AS week_start FROM report_as_of),
-segment_windows AS (
-    SELECT g.store_key, g.a, g.b, any_value(g.status_a) AS status_a, any_value(g.status_b) AS status_b, w.window_rank,
-           sum(g.open_seconds) AS open_seconds, sum(g.unobserved_seconds) AS unobserved_seconds,
-           sum(g.other_seconds) AS other_seconds
-    FROM interval_piece_model g JOIN (VALUES (1), (2), (3)) w(window_rank) ON g.rank <= w.window_rank
-    GROUP BY g.store_key, g.a, g.b, w.window_rank
-),
-segment_model AS (
-    SELECT g.*,
-           CASE WHEN g.status_a <> g.status_b THEN w.up_share_shift * g.open_seconds
-                ELSE CASE g.status_a WHEN 'active' THEN -1 ELSE 1 END * g.other_seconds END AS uptime_shift,
-           CASE WHEN g.status_a <> g.status_b THEN (0.25 - w.up_share_shift ^ 2) / 3 * g.open_seconds ^ 2
-                ELSE greatest(0.0, g.other_seconds * (2.0 / 3 * g.open_seconds - g.other_seconds)) END AS uptime_variance
-    FROM segment_windows g, interval_switch_balance w
-),
 store_model AS (
-    SELECT store_key,
-        sum(uptime_shift) FILTER (WHERE window_rank = 1) AS shift_hour,
-        sum(uptime_shift) FILTER (WHERE window_rank = 2) AS shift_day,
-        sum(uptime_shift) FILTER (WHERE window_rank = 3) AS shift_week,
-        sum(uptime_variance) FILTER (WHERE window_rank = 1) AS var_hour,
-        sum(uptime_variance) FILTER (WHERE window_rank = 2) AS var_day,
-        sum(uptime_variance) FILTER (WHERE window_rank = 3) AS var_week,
-        sum(unobserved_seconds) FILTER (WHERE window_rank = 1) AS unobserved_hour,
-        sum(unobserved_seconds) FILTER (WHERE window_rank = 2) AS unobserved_day,
-        sum(unobserved_seconds) FILTER (WHERE window_rank = 3) AS unobserved_week
-    FROM segment_model GROUP BY store_key
+    SELECT g.store_key,
+        sum(uptime_shift(g.agree, g.status_a, g.open_hour, g.other_hour, w.up_share_shift)) AS shift_hour,
+        sum(uptime_shift(g.agree, g.status_a, g.open_day, g.other_day, w.up_share_shift)) AS shift_day,
+        sum(uptime_shift(g.agree, g.status_a, g.open_week, g.other_week, w.up_share_shift)) AS shift_week,
+        sum(uptime_variance(g.agree, g.open_hour, g.other_hour, w.up_share_shift)) AS var_hour,
+        sum(uptime_variance(g.agree, g.open_day, g.other_day, w.up_share_shift)) AS var_day,
+        sum(uptime_variance(g.agree, g.open_week, g.other_week, w.up_share_shift)) AS var_week,
+        sum(g.unobserved_hour) AS unobserved_hour, sum(g.unobserved_day) AS unobserved_day,
+        sum(g.unobserved_week) AS unobserved_week
+    FROM interval_segment_model g, interval_switch_balance w GROUP BY g.store_key
 ),
 polls AS (
     SELECT e.store_key,
