@@ -432,17 +432,21 @@ def compute_shard(
     stores: StoreRange = ALL_STORES,
     with_tables: bool = False,
     model: IntervalModel | None = None,
+    files: tuple[str, ...] = REPORT_FILE_NAMES,
 ) -> ShardResult:
-    """The report's rows for one shard's stores, from exactly their slice of the snapshot; a
-    shard of several uses the report's interval model (sample_interval_model, fitted here if
-    not given)."""
+    """The report's rows for one shard's stores, from exactly their slice of the snapshot, and
+    its rows of ``files`` (of REPORT_FILES: all, for a report run; `storemon report` asks for
+    what it prints). A shard of several uses the report's interval model
+    (sample_interval_model, fitted here if not given)."""
     started = perf_counter()
-    if model is None and stores.count > 1:
+    extended = "extended" in files
+    if model is None and stores.count > 1 and extended:
         model = sample_interval_model(warehouse, snapshot, stores.polled_stores)
     with ReportComputation(warehouse, snapshot.load_id, snapshot.as_of, stores, model) as run:
         loaded = perf_counter()
-        run.build_all()
-        open_week_stores, wide_week_intervals = fetch_row(run.conn, INTERVAL_WIDTH_QUERY)
+        for step in (*PLAIN_STEPS, *(REPORT_FILES[name].table for name in files)):
+            run.build(step)
+        open_week_stores, wide_week_intervals = fetch_row(run.conn, INTERVAL_WIDTH_QUERY) if extended else (0, 0)
         tables = {}
         if with_tables:
             for name in INTERMEDIATE_TABLES:
@@ -452,12 +456,12 @@ def compute_shard(
             stores=stores,
             snapshot=run.snapshot,
             report_rows=run.file_bytes(REPORT_QUERY, "FORMAT csv, HEADER false"),
-            file_rows={name: run.file_bytes(f.query, "FORMAT csv, HEADER false") for name, f in REPORT_FILES.items()},
-            file_row_counts={name: run.value(f"SELECT count(*) FROM {f.table}") for name, f in REPORT_FILES.items()},
+            file_rows={name: run.file_bytes(REPORT_FILES[name].query, "FORMAT csv, HEADER false") for name in files},
+            file_row_counts={name: run.value(f"SELECT count(*) FROM {REPORT_FILES[name].table}") for name in files},
             row_count=run.value("SELECT count(*) FROM store_report"),
             stores_down_in_last_hour=run.value("SELECT count(*) FROM store_report WHERE downtime_last_hour > 0"),
             preview=run.conn.execute(PREVIEW_QUERY).fetchall(),
-            least_evidence=run.conn.execute(LEAST_EVIDENCE_QUERY).fetchall(),
+            least_evidence=run.conn.execute(LEAST_EVIDENCE_QUERY).fetchall() if extended else [],
             open_week_stores=open_week_stores,
             wide_week_intervals=wide_week_intervals,
             coverage=run.coverage(),
@@ -524,13 +528,13 @@ class AssembledReport:
 
     def write(self, reports_dir: Path, report_id: str, warehouse_kind: str) -> ReportRecord:
         """``<id>.csv`` (the header, then each shard's rows in store order), each of
-        REPORT_FILES, and then ``<id>.json`` (its row of the history), each atomically: a
-        history row always names complete files."""
+        REPORT_FILES the shards computed, and then ``<id>.json`` (its row of the history), each
+        atomically: a history row always names complete files."""
         path = report_path(reports_dir, report_id)
         write_atomically(path, [REPORT_HEADER, *(shard.report_rows for shard in self.shards)])
-        for name, file in REPORT_FILES.items():
+        for name in self.shards[0].file_rows:
             rows = [shard.file_rows[name] for shard in self.shards]
-            write_atomically(report_file_path(reports_dir, report_id, name), [file.header, *rows])
+            write_atomically(report_file_path(reports_dir, report_id, name), [REPORT_FILES[name].header, *rows])
         record = ReportRecord(
             report_id=report_id,
             as_of=str(self.snapshot.as_of),

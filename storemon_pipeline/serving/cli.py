@@ -104,7 +104,9 @@ def report_command(args: argparse.Namespace) -> int:
                 return EXIT_FAILED
         snapshot = warehouse.pin_snapshot(report.parse_snapshot(args.snapshot), report.parse_as_of(args.as_of))
         if args.shards is None and args.executor is None:
-            assembled = report.AssembledReport([report.compute_shard(warehouse, snapshot)])
+            # (Only what it prints: the report, or the extended report.)
+            files = ("extended",) if args.extended else ()
+            assembled = report.AssembledReport([report.compute_shard(warehouse, snapshot, files=files)])
             assembled.write(settings.reports_dir, run_id, warehouse.kind)
             coverage = assembled.coverage
         else:

@@ -5,9 +5,9 @@
 -- interval_expectations.sql), interval_switch_balance, store_window_seconds, store_report,
 -- report_stores, evidence_polls.
 --
--- Per piece of business time, where the polls around it agree, the other status's expected
--- time E (interval_segment_model) has the variance of one hidden excursion of uniform length in
--- business time B: E (2/3 B - E). Where they differ there is one switch: the up share is
+-- Per gap between two polls that agree, the other status's expected time E in its business
+-- time B (interval_segment_model) has the variance of one hidden excursion of uniform length:
+-- E (2/3 B - E). Where they differ there is one switch: the up share is
 -- 1/2 + up_share_shift (interval_switch_balance.sql), with the variance of a switch placed
 -- at random around it, (1/4 - shift^2) / 3 B^2. Per window the means and variances add up.
 --
