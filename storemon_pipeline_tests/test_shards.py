@@ -130,6 +130,22 @@ def test_shards_fit_the_interval_model_on_the_same_sample_as_the_whole_report(sa
     assert report.compute_shard(warehouse, snapshot).file_rows["extended"] != whole.file_rows["extended"]
 
 
+def test_both_warehouses_sample_the_same_stores_for_the_interval_model(sample_home, postgres_url):
+    """The model's hash sample (md5 of the id against a hex threshold) selects the same stores
+    in Postgres as in DuckDB: a sharded run on either fits the same model."""
+    home, _ = sample_home
+    storemon("report", "--data-dir", str(SAMPLE), "--home", str(home.parent / "pg-home"), "--warehouse", postgres_url)
+    condition = report.model_sample(4 * report.MODEL_SAMPLE_STORES).condition()  # a quarter of the stores
+    sampled = {}
+    for kind, settings in (
+        ("duckdb", Settings(home=home, source_dir=SAMPLE)),
+        ("postgres", Settings(home=home.parent / "pg-home", source_dir=SAMPLE, warehouse=postgres_url)),
+    ):
+        rows = open_warehouse(settings).query(f"SELECT DISTINCT store_id FROM {{wh}}.raw_store_polls WHERE {condition}")
+        sampled[kind] = {store_id for (store_id,) in rows}
+    assert 40 <= len(sampled["duckdb"]) <= 110 and sampled["duckdb"] == sampled["postgres"]
+
+
 def test_multiprocess_shards_give_the_same_csv(sample_home):
     home, whole = sample_home
     assert shards_report(home, 7, "multiprocess") == whole
