@@ -26,6 +26,15 @@ POLLS_HEADER = "store_id,status,timestamp_utc"
 HOURS_HEADER = "store_id,dayOfWeek,start_time_local,end_time_local"
 ZONES_HEADER = "store_id,timezone_str"
 MODES = ["duckdb", "postgres"]
+# The assets a report run materializes, all together.
+REPORT_ASSETS = {
+    "localized_business_hours",
+    "status_intervals",
+    "store_report",
+    "store_incidents",
+    "store_daily_uptime",
+    "store_report_extended",
+}
 
 
 def write_text(path: Path, text: str, newline: str = "\n", bom: bool = False) -> Path:

@@ -4,7 +4,6 @@ up to the week minus its first, partial local date (docs/report.md)."""
 
 from __future__ import annotations
 
-import io
 import random
 from collections import defaultdict
 from datetime import datetime, time, timedelta
@@ -28,9 +27,7 @@ def computed(tmp_path_factory):
     warehouse = open_warehouse(settings)
     ingest.ingest(warehouse, SAMPLE, progress=lambda message: None)
     shard = report.compute_shard(warehouse, warehouse.pin_snapshot())
-    daily_file = report.REPORT_FILES["daily"]
-    daily = pd.read_csv(io.BytesIO(daily_file.header + shard.file_rows["daily"]), dtype={"store_id": str})
-    week = pd.read_csv(io.BytesIO(report.REPORT_HEADER + shard.report_rows), dtype={"store_id": str})
+    daily, week = shard.frame("daily"), shard.frame()
     return shard.snapshot.as_of, daily, week.set_index("store_id")
 
 

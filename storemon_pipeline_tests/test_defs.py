@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from storemon_pipeline.definitions import defs
+from storemon_pipeline_tests.conftest import REPORT_ASSETS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -14,14 +15,7 @@ def test_definitions_load():
     repository = defs.get_repository_def()
     assert {"ingest_job", "report_job"} <= {job.name for job in repository.get_all_jobs()}
     report_job = defs.resolve_job_def("report_job")
-    assert {key.to_user_string() for key in report_job.asset_layer.executable_asset_keys} == {
-        "localized_business_hours",
-        "status_intervals",
-        "store_report",
-        "store_incidents",
-        "store_daily_uptime",
-        "store_report_extended",
-    }
+    assert {key.to_user_string() for key in report_job.asset_layer.executable_asset_keys} == REPORT_ASSETS
     sensor = defs.resolve_sensor_def("report_on_new_polls")
     assert sensor.job_name == "report_job"
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
@@ -39,12 +33,7 @@ def test_only_the_writer_is_in_the_writer_pool():
         "raw_store_polls": {"warehouse_writer"},
         "raw_business_hours": {"warehouse_writer"},
         "raw_store_timezones": {"warehouse_writer"},
-        "localized_business_hours": set(),
-        "status_intervals": set(),
-        "store_report": set(),
-        "store_incidents": set(),
-        "store_daily_uptime": set(),
-        "store_report_extended": set(),
+        **{name: set() for name in REPORT_ASSETS},
     }
 
 

@@ -3,7 +3,6 @@ generated truth, and business minutes that add up to the report's downtime."""
 
 from __future__ import annotations
 
-import io
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -27,11 +26,10 @@ def incidents_and_truth(request, tmp_path_factory):
     ingest.ingest(warehouse, settings.source_dir, progress=lambda message: None)
     shard = report.compute_shard(warehouse, warehouse.pin_snapshot())
     times = [column for column in report.INCIDENT_COLUMNS if column.endswith(("_utc", "_local"))]
-    file = report.REPORT_FILES["incidents"]
-    incidents = pd.read_csv(io.BytesIO(file.header + shard.file_rows["incidents"]), dtype={"store_id": str})
+    incidents = shard.frame("incidents")
     for column in times:
         incidents[column] = pd.to_datetime(incidents[column], format="ISO8601")
-    rows = pd.read_csv(io.BytesIO(report.REPORT_HEADER + shard.report_rows), dtype={"store_id": str})
+    rows = shard.frame()
     timeline = pd.read_csv(root / "truth" / "timeline.csv", dtype={"store_id": str})
     for column in ("start_utc", "end_utc"):
         timeline[column] = pd.to_datetime(timeline[column], format="ISO8601")

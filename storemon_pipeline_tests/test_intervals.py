@@ -4,17 +4,14 @@ against generated truth on 2,000 stores of each truth family (core/calibration.p
 
 from __future__ import annotations
 
-from datetime import time, timedelta
-
 import duckdb
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from storemon_pipeline.core import calibration, report, sample
 from storemon_pipeline_tests.report_oracle import oracle_evidence
-from storemon_pipeline_tests.test_report import DST_DAYS, load, random_stores, store
+from storemon_pipeline_tests.test_report import RANDOM_CASE, as_of_before_newest, load, parsed_hours, random_stores
 
 CALIBRATION_STORES = 2000
 
@@ -34,16 +31,11 @@ def assert_intervals_hold_the_point(row) -> None:
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    stores=st.lists(store, min_size=1, max_size=4),
-    around=st.sampled_from(DST_DAYS),
-    as_of_shift=st.one_of(st.none(), st.integers(-3000, 0)),
-)
+@given(**RANDOM_CASE)
 def test_evidence_matches_the_oracle_and_every_interval_holds_the_point(stores, around, as_of_shift):
     polls, hours, zones = random_stores(stores, around)
-    newest = max(t for _, t, _ in polls)
-    as_of = newest if as_of_shift is None else newest + timedelta(minutes=as_of_shift)
-    expected = oracle_evidence(polls, [(s, d, _time(a), _time(b)) for s, d, a, b in hours], zones, as_of)
+    as_of = as_of_before_newest(polls, as_of_shift) or max(t for _, t, _ in polls)
+    expected = oracle_evidence(polls, parsed_hours(hours), zones, as_of)
     got = compute_extended(polls, hours, zones, as_of)
     assert set(got.index) == set(expected)
     for store_id, want in expected.items():
@@ -82,7 +74,3 @@ def test_the_intervals_are_calibrated_against_generated_truth(family, tmp_path):
     assert rows.loc[("week", "all"), "stores"] == CALIBRATION_STORES
     # [0, business time] would hold every truth: the week's intervals are far narrower.
     assert rows.loc[("week", "all"), "mean_width_share"] < 0.15
-
-
-def _time(text: str):
-    return time.fromisoformat(text)

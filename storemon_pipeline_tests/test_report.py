@@ -22,7 +22,7 @@ from storemon_pipeline.core import ingest, report, sample
 from storemon_pipeline.core.settings import Settings, report_record_path
 from storemon_pipeline.core.warehouse import open_warehouse, sql_literal
 from storemon_pipeline.resources import build_resources
-from storemon_pipeline_tests.conftest import SHARED_DATA, materialization, requires_shared_data
+from storemon_pipeline_tests.conftest import REPORT_ASSETS, SHARED_DATA, materialization, requires_shared_data
 from storemon_pipeline_tests.report_oracle import oracle_report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -243,6 +243,24 @@ store = st.fixed_dictionaries(
 )
 
 
+# A random case: up to 4 stores around a change of clocks, and as_of at or before the newest poll.
+RANDOM_CASE = {
+    "stores": st.lists(store, min_size=1, max_size=4),
+    "around": st.sampled_from(DST_DAYS),
+    "as_of_shift": st.one_of(st.none(), st.integers(-3000, 0)),
+}
+
+
+def as_of_before_newest(polls, as_of_shift: int | None) -> datetime | None:
+    """as_of ``as_of_shift`` minutes from the newest poll (None: the default, the newest)."""
+    return None if as_of_shift is None else max(t for _, t, _ in polls) + timedelta(minutes=as_of_shift)
+
+
+def parsed_hours(hours: list) -> list:
+    """Hours rows with their times parsed, as the oracle takes them."""
+    return [(s, d, time.fromisoformat(a), time.fromisoformat(b)) for s, d, a, b in hours]
+
+
 def random_stores(stores: list[dict], around: datetime) -> tuple[list, list, dict]:
     """Rows of polls, hours and zones for the hypothesis ``store`` specs, polls around ``around``."""
     polls, hours, zones = [], [], {}
@@ -256,18 +274,11 @@ def random_stores(stores: list[dict], around: datetime) -> tuple[list, list, dic
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    stores=st.lists(store, min_size=1, max_size=4),
-    around=st.sampled_from(DST_DAYS),
-    as_of_shift=st.one_of(st.none(), st.integers(-3000, 0)),
-)
+@given(**RANDOM_CASE)
 def test_report_matches_the_oracle(stores, around, as_of_shift):
     polls, hours, zones = random_stores(stores, around)
-    newest = max(t for _, t, _ in polls)
-    as_of = None if as_of_shift is None else newest + timedelta(minutes=as_of_shift)
-    expected = oracle_report(
-        polls, [(s, d, time.fromisoformat(a), time.fromisoformat(b)) for s, d, a, b in hours], zones, as_of
-    )
+    as_of = as_of_before_newest(polls, as_of_shift)
+    expected = oracle_report(polls, parsed_hours(hours), zones, as_of)
     got = compute(polls, hours, zones, as_of)
     assert set(got) == set(expected)
     for store_id, row in expected.items():
@@ -287,9 +298,7 @@ def test_a_store_whose_only_poll_is_decades_old_costs_two_dates_and_follows_the_
     ]
     hours = [("ancient", 0, "08:00:00", "17:00:00"), ("today", 1, "09:00:00", "17:00:00")]
     zones = {"today": "America/New_York"}
-    expected = oracle_report(
-        polls, [(s, d, time.fromisoformat(a), time.fromisoformat(b)) for s, d, a, b in hours], zones
-    )
+    expected = oracle_report(polls, parsed_hours(hours), zones)
     with duckdb.connect() as conn:
         load(conn, polls, hours, zones)
         report.build_report_tables(conn, now)
@@ -490,14 +499,7 @@ def test_materializing_any_report_asset_computes_all_three_from_the_newest_data(
             [*ingestion_assets, *report_assets], resources=build_resources(settings), selection=selection
         )
         materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
-        assert materialized == {
-            "localized_business_hours",
-            "status_intervals",
-            "store_report",
-            "store_incidents",
-            "store_daily_uptime",
-            "store_report_extended",
-        }
+        assert materialized == REPORT_ASSETS
         assert materialization(result, "store_report").metadata["as_of"].value == newest_sample_poll()
 
 
@@ -710,16 +712,12 @@ def write_sources(folder: Path, polls, hours, zones) -> Path:
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
-@given(
-    stores=st.lists(store, min_size=1, max_size=4),
-    around=st.sampled_from(DST_DAYS),
-    as_of_shift=st.one_of(st.none(), st.integers(-3000, 0)),
-)
+@given(**RANDOM_CASE)
 def test_both_warehouses_give_byte_identical_reports_on_random_stores(
     postgres_server, tmp_path_factory, stores, around, as_of_shift
 ):
     polls, hours, zones = random_stores(stores, around)
-    as_of = None if as_of_shift is None else max(t for _, t, _ in polls) + timedelta(minutes=as_of_shift)
+    as_of = as_of_before_newest(polls, as_of_shift)
     root = tmp_path_factory.mktemp("identity")
     source = write_sources(root / "source", polls, hours or [("nobody", 0, "09:00:00", "10:00:00")], zones)
     csv_bytes = []

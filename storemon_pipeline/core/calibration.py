@@ -12,7 +12,6 @@ the median) and those with many. Prints the table; ``make bench`` and the test s
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 from pathlib import Path
 
@@ -63,11 +62,6 @@ def coverage_table(extended: pd.DataFrame, truth: pd.DataFrame, family: str = ""
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def read_report_file(shard: report.ShardResult, name: str) -> pd.DataFrame:
-    file = report.REPORT_FILES[name]
-    return pd.read_csv(io.BytesIO(file.header + shard.file_rows[name]), dtype={"store_id": str})
-
-
 def calibrate(family: str, stores: int, seed: int, workdir: Path) -> pd.DataFrame:
     """Generate ``stores`` stores of ``family`` into ``workdir``, report on them and compare."""
     workdir = Path(workdir)
@@ -77,7 +71,7 @@ def calibrate(family: str, stores: int, seed: int, workdir: Path) -> pd.DataFram
     ingest.ingest(warehouse, settings.source_dir, progress=lambda message: None)
     shard = report.compute_shard(warehouse, warehouse.pin_snapshot())
     truth = pd.read_csv(workdir / "truth" / "report.csv", dtype={"store_id": str})
-    return coverage_table(read_report_file(shard, "extended"), truth, family)
+    return coverage_table(shard.frame("extended"), truth, family)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ run's. The same SQL runs whichever warehouse holds the sources.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import resource
@@ -412,6 +413,16 @@ class ShardResult:
     peak_rss_mb: float  # of the process that ran it (a step shares it with the others in process)
     tables: dict[str, bytes] = field(default_factory=dict)  # each of INTERMEDIATE_TABLES as Parquet
 
+    def frame(self, name: str = "report"):
+        """Its rows of the report, or of one of REPORT_FILES, as a DataFrame (ids as text; for
+        tests and tools)."""
+        import pandas as pd  # (the serving path never imports pandas)
+
+        header, rows = (
+            (REPORT_HEADER, self.report_rows) if name == "report" else (REPORT_FILES[name].header, self.file_rows[name])
+        )
+        return pd.read_csv(io.BytesIO(header + rows), dtype={"store_id": str})
+
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -420,10 +431,11 @@ def _peak_rss_mb() -> float:
 def sample_interval_model(warehouse: Warehouse, snapshot: Snapshot, polled_stores: int) -> IntervalModel:
     """The interval model of a report cut into shards: fitted once on model_sample of the
     snapshot's stores, from exactly their slice of it (the same fit as the whole report's)."""
-    with ReportComputation(warehouse, snapshot.load_id, snapshot.as_of, model_sample(polled_stores)) as run:
+    sample = model_sample(polled_stores)
+    with ReportComputation(warehouse, snapshot.load_id, snapshot.as_of, sample) as run:
         for step in ("localized_business_hours", "status_intervals"):
             run.build(step)
-        return fit_interval_model(run.conn, model_sample(polled_stores))
+        return fit_interval_model(run.conn, sample)
 
 
 def compute_shard(
