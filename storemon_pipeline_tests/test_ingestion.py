@@ -105,6 +105,39 @@ def test_an_overlapping_file_appends_only_new_rows(settings):
     assert table(settings, "SELECT count(*) FROM {wh}.raw_store_polls") == [(4,)]
 
 
+def test_a_postgres_warehouse_made_with_the_store_first_key_is_moved_to_the_time_first_key(
+    postgres_url, source_dir, tmp_path
+):
+    import psycopg2
+
+    settings = make_settings(tmp_path / "home", source_dir, postgres_url)
+    ingest_dir(settings)
+    key_sql = """
+        SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i
+        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        WHERE i.indrelid = 'storemon.raw_store_polls'::regclass GROUP BY i.indexrelid ORDER BY 1
+    """
+    with psycopg2.connect(postgres_url) as conn, conn.cursor() as cur:
+        cur.execute(key_sql)
+        assert cur.fetchall() == [(["timestamp_utc", "store_id"],)]
+        # As earlier versions made it: the key store first, and a time index beside it.
+        cur.execute(
+            "ALTER TABLE storemon.raw_store_polls DROP CONSTRAINT raw_store_polls_pkey, "
+            "ADD PRIMARY KEY (store_id, timestamp_utc); "
+            "CREATE INDEX raw_store_polls_time ON storemon.raw_store_polls (timestamp_utc)"
+        )
+    write_text(
+        settings.source_dir / "store_status.csv",
+        csv_text(POLLS_HEADER, ["2,active,2023-01-24 09:30:00 UTC", "2,inactive,2023-01-24 11:00:00 UTC"]),
+    )
+    assert ingest_dir(settings).results["store_status"].rows_added == 1
+    with psycopg2.connect(postgres_url) as conn, conn.cursor() as cur:
+        cur.execute(key_sql)
+        assert cur.fetchall() == [(["timestamp_utc", "store_id"],)]
+    assert table(settings, "SELECT count(*) FROM {wh}.raw_store_polls") == [(4,)]
+
+
 def test_a_grown_file_is_read_from_where_the_last_run_stopped(settings):
     folder = settings.source_dir
     write_text(folder / "store_status.csv", csv_text(POLLS_HEADER, poll_rows(0, 5000)))

@@ -637,14 +637,21 @@ class PostgresWarehouse(Warehouse):
             cur.execute("SELECT pg_advisory_xact_lock(7007)")  # two first loads must not both create
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_PG_SCHEMA}")
             # Byte order (collation "C"): as DuckDB sorts, and several times faster to index than a locale.
+            # Time first: a load's polls, inserted in time order, then append to the key's index
+            # instead of landing all over it, and the key alone serves every time-range lookup.
             cur.execute(
                 _TABLES.format(
-                    wh=_PG_SCHEMA, text='text COLLATE "C"', polls_key=", PRIMARY KEY (store_id, timestamp_utc)"
+                    wh=_PG_SCHEMA, text='text COLLATE "C"', polls_key=", PRIMARY KEY (timestamp_utc, store_id)"
                 )
             )
-            cur.execute(
-                f"CREATE INDEX IF NOT EXISTS raw_store_polls_time ON {_PG_SCHEMA}.raw_store_polls (timestamp_utc)"
-            )
+            cur.execute(f"SELECT to_regclass('{_PG_SCHEMA}.raw_store_polls_time')")
+            if cur.fetchone()[0] is not None:
+                # A warehouse made before: its key was (store_id, timestamp_utc), beside a time index.
+                cur.execute(
+                    f"ALTER TABLE {_PG_SCHEMA}.raw_store_polls DROP CONSTRAINT raw_store_polls_pkey, "
+                    "ADD PRIMARY KEY (timestamp_utc, store_id); "
+                    f"DROP INDEX {_PG_SCHEMA}.raw_store_polls_time"
+                )
             cur.execute(f"SELECT count(*) FROM {_PG_SCHEMA}.schema_version")
             if cur.fetchone()[0] == 0:
                 cur.execute(f"INSERT INTO {_PG_SCHEMA}.schema_version VALUES ({SCHEMA_VERSION})")
