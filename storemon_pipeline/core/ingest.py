@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,12 +127,24 @@ def stage(
     conn.execute(STAGE_SQL)
     results = {}
     progress_after = None
-    try:
-        poll_files = source_files(sources.STORE_STATUS, source_dir, files)
-        results[POLLS], progress_after = _stage_polls(conn, poll_files, progress_seen, progress)
-        _first_rejections(conn, results[POLLS])
-    except sources.SourceError as error:
-        results[POLLS] = IngestResult(source=POLLS, error=str(error))
+    # Hours and zones are read beside the polls, on a second connection to the same staging
+    # database: reading a gzip poll file keeps one core busy with the decompression alone.
+    with conn.cursor() as second, ThreadPoolExecutor(max_workers=1) as beside:
+        hours_and_zones = beside.submit(_stage_hours_and_zones, second, source_dir, files)
+        try:
+            poll_files = source_files(sources.STORE_STATUS, source_dir, files)
+            results[POLLS], progress_after = _stage_polls(conn, poll_files, progress_seen, progress)
+            _first_rejections(conn, results[POLLS])
+        except sources.SourceError as error:
+            results[POLLS] = IngestResult(source=POLLS, error=str(error))
+        results.update(hours_and_zones.result())
+    return StagedLoad(conn=conn, results=results, progress_seen=progress_seen, progress_after=progress_after)
+
+
+def _stage_hours_and_zones(
+    conn, source_dir: Path, files: dict[str, tuple[Path, ...]] | None
+) -> dict[str, IngestResult]:
+    results = {}
     for spec, stage_source in ((sources.BUSINESS_HOURS, _stage_hours), (sources.TIMEZONES, _stage_zones)):
         try:
             paths = source_files(spec, source_dir, files)
@@ -141,7 +154,7 @@ def stage(
             _first_rejections(conn, results[spec.name])
         except sources.SourceError as error:
             results[spec.name] = IngestResult(source=spec.name, error=str(error))
-    return StagedLoad(conn=conn, results=results, progress_seen=progress_seen, progress_after=progress_after)
+    return results
 
 
 def _read_and_check(

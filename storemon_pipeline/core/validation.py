@@ -134,6 +134,8 @@ def check_lines(
         f"CASE WHEN {rule.broken} THEN '{rule.column} {rule.problem} (got ' || {_shown(rule.column)} || ')' END"
         for rule in RULES[spec.name]
     )
+    kept_columns = ", ".join([*header.columns, *PARSED[spec.name]])
+    broken = " OR ".join(f"coalesce({rule.broken}, false)" for rule in RULES[spec.name])
     conn.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE checked_lines AS
@@ -165,21 +167,29 @@ def check_lines(
         typed AS (
             SELECT line_number, line, unreadable_values, malformed, {columns}{parsed}
             FROM shaped
+        ),
+        judged AS (
+            -- (the reasons' text only for the rows that break a rule)
+            SELECT *, CASE WHEN malformed IS NOT NULL THEN malformed
+                           WHEN {broken} THEN concat_ws('; ', {reasons}) ELSE '' END AS reason
+            FROM typed
         )
-        SELECT *, CASE WHEN malformed IS NOT NULL THEN malformed ELSE concat_ws('; ', {reasons}) END AS reason
-        FROM typed
+        SELECT line_number, {kept_columns}, malformed, reason,
+               CASE WHEN reason <> '' THEN coalesce(unreadable_values, left(line, {SHOWN_CHARACTERS})) END AS raw_values
+        FROM judged
         """
     )
     conn.execute(
         f"""
         INSERT INTO staged_rejections
-        SELECT '{spec.name}', ?, line_number, reason, coalesce(unreadable_values, left(line, {SHOWN_CHARACTERS}))
+        SELECT '{spec.name}', ?, line_number, reason, raw_values
         FROM checked_lines WHERE reason <> '' ORDER BY line_number
         """,
         [source_file],
     )
-    kept = ", ".join([*header.columns, *PARSED[spec.name], "line_number"])
-    conn.execute(f"CREATE OR REPLACE TEMP VIEW {valid} AS SELECT {kept} FROM checked_lines WHERE reason = ''")
+    conn.execute(
+        f"CREATE OR REPLACE TEMP VIEW {valid} AS SELECT {kept_columns}, line_number FROM checked_lines WHERE reason = ''"
+    )
     rows_read, rows_rejected = fetch_row(
         conn, "SELECT count(*), count(*) FILTER (WHERE reason <> '') FROM checked_lines"
     )
