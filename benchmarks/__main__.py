@@ -181,11 +181,12 @@ query StoremonRunPhases($runId: ID!) {
 }
 """
 # A report run's life, as Dagster's event log records it (each phase ends at its event).
+# (A report run that finds room is launched by the webserver at once and is never queued:
+# its queue phase is then 0.)
 PHASE_EVENTS = [
-    ("REST call to queued", "RunEnqueuedEvent"),
-    ("queued to dequeued (daemon)", "RunDequeuedEvent"),
-    ("dequeued to launched", "RunStartingEvent"),
-    ("launched to worker running (fork, code loaded)", "RunStartEvent"),
+    ("REST call to queued (a run that waits in the queue)", "RunEnqueuedEvent"),
+    ("to launching (the daemon's next look at the queue, or at once)", "RunStartingEvent"),
+    ("launching to worker running (the code server forks it; code loaded)", "RunStartEvent"),
     ("worker running to first step", "ExecutionStepStartEvent"),
     ("the first step (pin_report_snapshot)", "ExecutionStepSuccessEvent"),
     ("the shard and write steps, to run done", "RunSuccessEvent"),

@@ -3,6 +3,7 @@ import dagster as dg
 from storemon_pipeline.assets.ingestion import GROUP as INGESTION_GROUP
 from storemon_pipeline.assets.report import GROUP as REPORT_GROUP
 from storemon_pipeline.core.settings import INGEST_JOB_NAME, REPORT_JOB_NAME
+from storemon_pipeline.run_coordinator import IMMEDIATE_LAUNCH_TAGS
 
 ingest_job = dg.define_asset_job(
     name=INGEST_JOB_NAME,
@@ -21,4 +22,6 @@ report_job = dg.define_asset_job(
         "computed in parallel by the executor chosen under `execution.config`: in_process, "
         "multiprocess or dask)."
     ),
+    # Started at once when there is room, not at the daemon's next look at the queue.
+    tags=IMMEDIATE_LAUNCH_TAGS,
 )
