@@ -525,8 +525,18 @@ def _snapshot_query(sql: str, snapshot: Snapshot, stores: StoreRange = ALL_STORE
     )
 
 
-def _commit(staged: StagedLoad, run_id, bounds, run, progress_now: SourceProgress | None, retention_days: int) -> int:
-    """The load's statements, inside the caller's transaction; returns the new load id."""
+def _commit(
+    staged: StagedLoad,
+    run_id,
+    bounds,
+    run,
+    progress_now: SourceProgress | None,
+    retention_days: int,
+    copy_polls: Callable[[int], int] | None = None,
+) -> int:
+    """The load's statements, inside the caller's transaction; returns the new load id.
+    ``copy_polls(load_id)`` (a load whose time range holds no stored poll) adds every polls
+    row itself and returns their number, instead of the polls' statements."""
     if staged.loaded(POLLS) and progress_now != staged.progress_seen:
         raise WarehouseError(
             "another load of the poll file committed while this one was being read; run the ingest again"
@@ -534,6 +544,9 @@ def _commit(staged: StagedLoad, run_id, bounds, run, progress_now: SourceProgres
     load_id = run("SELECT coalesce(max(load_id), 0) + 1 FROM {wh}.loads")[0][0]
     now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
     counts = {}
+    if copy_polls is not None:
+        counts["polls_added"] = copy_polls(load_id)
+        bounds = None  # (no statement for the polls)
     for name, sql in _load_statements(staged, bounds, retention_days):
         rows = run(sql.replace("{load}", str(load_id)))
         counts[name] = rows[0][0] if rows and rows[0] and rows[0][0] is not None else 0
@@ -583,6 +596,18 @@ def _commit(staged: StagedLoad, run_id, bounds, run, progress_now: SourceProgres
 
 
 # -- PostgreSQL --------------------------------------------------------------------------
+
+
+def _copy_to_postgres(duck: duckdb.DuckDBPyConnection, query: str, cur, target: str, scratch: Path) -> int:
+    """A DuckDB query's rows COPYed into a Postgres table (``target``: a table, with columns
+    if not all); the number of rows."""
+    path = scratch / "copy.csv"
+    duck.execute(f"COPY ({query}) TO '{path}' (FORMAT csv, HEADER false)")
+    with open(path, "rb") as data:
+        cur.copy_expert(f"COPY {target} FROM STDIN WITH (FORMAT csv)", data)
+    os.unlink(path)
+    return cur.rowcount
+
 
 _PG_SCHEMA = "storemon"
 _STAGED_FOR_PG = {
@@ -674,16 +699,42 @@ class PostgresWarehouse(Warehouse):
             with conn.cursor() as cur:
                 # One load at a time, committed in id order.
                 cur.execute(f"LOCK TABLE {_PG_SCHEMA}.loads IN EXCLUSIVE MODE")
-                for table, (query, columns) in _STAGED_FOR_PG.items():
-                    path = Path(scratch) / f"{table}.csv"
-                    staged.conn.execute(f"COPY ({query}) TO '{path}' (FORMAT csv, HEADER false)")
-                    cur.execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
-                    with open(path, "rb") as data:
-                        cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv)", data)
-                    os.unlink(path)
-                    cur.execute(f"ANALYZE {table}")  # temp tables have no statistics until analyzed
                 run = lambda sql: self._run(cur, sql)  # noqa: E731
-                load_id = _commit(staged, run_id, bounds, run, read_progress_with(run), self.retention_days)
+                # Where no stored poll lies in the load's time range, the load adds every poll
+                # and overrides none: the polls are copied straight into the table, without a
+                # staging table and the lookup of each key.
+                straight = (
+                    bounds is not None
+                    and not run(
+                        f"SELECT EXISTS (SELECT 1 FROM {{wh}}.raw_store_polls "
+                        f"WHERE timestamp_utc BETWEEN {sql_literal(bounds[0])} AND {sql_literal(bounds[1])})"
+                    )[0][0]
+                )
+                for table, (query, columns) in _STAGED_FOR_PG.items():
+                    if straight and table == "merged_polls":
+                        continue
+                    cur.execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
+                    _copy_to_postgres(staged.conn, query, cur, table, Path(scratch))
+                    cur.execute(f"ANALYZE {table}")  # temp tables have no statistics until analyzed
+
+                def copy_polls(load_id: int) -> int:
+                    return _copy_to_postgres(
+                        staged.conn,
+                        f"SELECT store_id, timestamp_utc, status, {int(load_id)} FROM merged_polls ORDER BY timestamp_utc",
+                        cur,
+                        f"{_PG_SCHEMA}.raw_store_polls (store_id, timestamp_utc, status, load_id)",
+                        Path(scratch),
+                    )
+
+                load_id = _commit(
+                    staged,
+                    run_id,
+                    bounds,
+                    run,
+                    read_progress_with(run),
+                    self.retention_days,
+                    copy_polls if straight else None,
+                )
             conn.commit()
         return load_id
 
