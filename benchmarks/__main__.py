@@ -467,7 +467,7 @@ def targets_table(results: dict) -> str:
     rest = results["concurrency"]["duckdb"]
     rows.append(
         (
-            "trigger-to-Complete through REST, sample, median of 5",
+            f"trigger-to-Complete through REST, sample, median of {len(rest['all_one'])}",
             ISSUE_FIGURES[("sample", "rest")],
             {SECONDS: rest["one_trigger_seconds"], RSS_MB: 0},
             0,
