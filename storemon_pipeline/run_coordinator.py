@@ -5,8 +5,9 @@ second on average before it starts: a quarter of a sample report's latency. A ru
 ``storemon/launch: immediate`` (report_job's runs) is launched by whoever submits it (the
 webserver for the UI, GraphQL and REST; the daemon for sensors) while fewer runs than
 ``concurrency.runs.max_concurrent_runs`` are in progress and none waits in the queue, as
-Dagster's default coordinator would; otherwise it waits in the queue like any other run. Other runs always queue, so the
-ingest's pool (one writer at a time), which the daemon enforces at dequeue, still holds.
+Dagster's default coordinator would; otherwise it waits in the queue like any other run.
+Other runs always queue, so the ingest's pool (one writer at a time), which the daemon
+enforces at dequeue, still holds.
 
 Two submissions at the same instant can both see room, so a burst can pass the limit by
 the runs submitted together; the daemon then launches no queued run until the count is
@@ -27,7 +28,7 @@ class StoremonRunCoordinator(dg.QueuedRunCoordinator):
         run = context.dagster_run
         if (
             run.status == dg.DagsterRunStatus.NOT_STARTED
-            and all(run.tags.get(tag) == value for tag, value in IMMEDIATE_LAUNCH_TAGS.items())
+            and run.tags.items() >= IMMEDIATE_LAUNCH_TAGS.items()
             and self._has_room()
         ):
             self._instance.launch_run(run.run_id, context.workspace)
