@@ -319,6 +319,35 @@ def test_a_store_whose_only_poll_is_decades_old_costs_two_dates_and_follows_the_
     assert dates_built <= 2 + 12  # its 1970 date (and the day before) + the days around the week
 
 
+def test_an_earlier_poll_is_tested_on_its_local_date_not_its_utc_date():
+    """Each store's one poll lies before the week, on a local date other than its UTC date (or,
+    for an old offset of seconds, in a quarter hour across local midnight), and it is in hours
+    only on that local date or through the day before's hours past midnight. If it is found
+    in hours, it is the evidence for the whole week: the store is up all its business time."""
+    now = datetime(2023, 3, 14, 12, 0)
+    cases = {
+        # 2023-03-02 20:00 UTC = Friday 03-03 05:00 in Tokyo; open Fridays 04:00-06:00.
+        "tokyo": ("Asia/Tokyo", datetime(2023, 3, 2, 20, 0), [(4, "04:00:00", "06:00:00")]),
+        # 2023-03-07 07:30 UTC = Monday 03-06 23:30 in Los Angeles; open Mondays 22:00-02:00.
+        "los_angeles": ("America/Los_Angeles", datetime(2023, 3, 7, 7, 30), [(0, "22:00:00", "02:00:00")]),
+        # 2023-03-01 18:20 UTC = Thursday 03-02 00:05 in Kathmandu (+05:45); open Wednesdays 20:00-01:00.
+        "kathmandu": ("Asia/Kathmandu", datetime(2023, 3, 1, 18, 20), [(2, "20:00:00", "01:00:00")]),
+        # 1970-01-06 00:44:40 UTC = Tuesday 01-06 00:00:10 in Monrovia (-00:44:30 until 1972), in a
+        # quarter hour that starts on Monday there; open Tuesdays 00:00-01:00.
+        "monrovia": ("Africa/Monrovia", datetime(1970, 1, 6, 0, 44, 40), [(1, "00:00:00", "01:00:00")]),
+    }
+    polls = [(store_id, polled, "active") for store_id, (_, polled, _) in cases.items()]
+    hours = [(store_id, *row) for store_id, (_, _, rows) in cases.items() for row in rows]
+    zones = {store_id: zone for store_id, (zone, _, _) in cases.items()}
+    expected = oracle_report(polls, parsed_hours(hours), zones, now)
+    got = compute(polls, hours, zones, now)
+    assert set(got) == set(cases)
+    for store_id, row in expected.items():
+        assert row["uptime_week"] > 0 and row["downtime_week"] == 0, (store_id, row)
+        assert abs(got[store_id]["uptime_last_week"] - row["uptime_week"]) <= 0.0101, (store_id, got[store_id], row)
+        assert got[store_id]["downtime_last_week"] == 0, (store_id, got[store_id])
+
+
 @given(
     local=st.datetimes(min_value=datetime(2022, 1, 1), max_value=datetime(2025, 12, 31)), zone=st.sampled_from(ZONES)
 )

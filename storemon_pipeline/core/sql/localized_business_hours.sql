@@ -14,10 +14,23 @@ week_dates AS (
     FROM params, range(CAST(CAST(params.week_start AS DATE) - 2 AS TIMESTAMP),
                        CAST(CAST(params.as_of AS DATE) + 3 AS TIMESTAMP), INTERVAL 1 DAY) AS t(d)
 ),
-earlier_dates AS (
-    SELECT DISTINCT p.store_key, CAST(timezone(s.tz, timezone('UTC', p.timestamp_utc)) AS DATE) - t.k AS local_date
-    FROM report_polls p JOIN report_stores s USING (store_key), params, (VALUES (0), (1)) AS t(k)
+-- A poll's local date, from its zone's local dates at the start and the end of the quarter
+-- hour it falls in: one pair of conversions per zone and quarter, not one per poll. (Today's
+-- offsets are multiples of 15 minutes, so both are the poll's own date; for an old odd
+-- offset, a quarter across local midnight gives both dates.)
+earlier_polls AS (
+    SELECT p.store_key, s.zone_key, s.tz, time_bucket(INTERVAL 15 MINUTE, p.timestamp_utc) AS quarter
+    FROM report_polls p JOIN report_stores s USING (store_key), params
     WHERE p.timestamp_utc < params.week_start
+),
+quarter_dates AS (
+    SELECT DISTINCT zone_key, quarter, CAST(timezone(tz, timezone('UTC', instant)) AS DATE) AS local_date
+    FROM (SELECT DISTINCT zone_key, tz, quarter FROM earlier_polls),
+         LATERAL (VALUES (quarter), (quarter + INTERVAL 15 MINUTE - INTERVAL 1 MICROSECOND)) AS t(instant)
+),
+earlier_dates AS (
+    SELECT DISTINCT e.store_key, q.local_date - t.k AS local_date
+    FROM earlier_polls e JOIN quarter_dates q USING (zone_key, quarter), (VALUES (0), (1)) AS t(k)
 ),
 store_dates AS (
     SELECT s.store_key, s.zone_key, s.tz, s.has_hours, week_dates.local_date FROM report_stores s, week_dates
