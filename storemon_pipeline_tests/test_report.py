@@ -22,7 +22,7 @@ from storemon_pipeline.core import ingest, report, sample
 from storemon_pipeline.core.settings import Settings, report_record_path
 from storemon_pipeline.core.warehouse import open_warehouse, sql_literal
 from storemon_pipeline.resources import build_resources
-from storemon_pipeline_tests.conftest import REPORT_ASSETS, SHARED_DATA, materialization, requires_shared_data
+from storemon_pipeline_tests.conftest import REPORT_ASSETS, SHARED_DATA, materialization, requires_shared_data, table
 from storemon_pipeline_tests.report_oracle import oracle_report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -598,6 +598,32 @@ def test_a_snapshot_recomputes_a_past_report_byte_identically(tmp_path, mode, re
     assert storemon_cli("--home", str(home), "--snapshot", "2", *warehouse).stdout == second.stdout
     missing = storemon_cli("--home", str(home), "--snapshot", "9", *warehouse)
     assert missing.returncode == 1 and "snapshot 9 is not a load" in missing.stderr
+
+
+def test_a_report_keeps_no_copy_of_the_raw_polls_and_lets_go_of_the_file_once_keyed(settings):
+    """The snapshot's polls are read once, into the report's keyed table: after that neither
+    the raw table nor a view of it is left, and (embedded) another process may write the file."""
+    warehouse = open_warehouse(settings)
+    ingest.ingest(warehouse, settings.source_dir, progress=lambda message: None)
+    with report.ReportComputation(warehouse) as run:
+        names = run.conn.execute(
+            "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()"
+        )
+        assert "raw_store_polls" not in {name for (name,) in names.fetchall()}
+        assert (
+            run.value("SELECT count(*) FROM report_polls")
+            == table(settings, "SELECT count(*) FROM {wh}.raw_store_polls")[0][0]
+        )
+        if settings.embedded:
+            writer = subprocess.run(
+                [sys.executable, "-c", f"import duckdb; duckdb.connect({str(settings.database)!r}).close()"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert writer.returncode == 0, writer.stderr
+        run.build_all()
+        assert all(count == 0 for count in run.check_report().values()), run.check_report()
 
 
 def test_both_warehouses_give_byte_identical_reports_on_the_sample(tmp_path, postgres_url):

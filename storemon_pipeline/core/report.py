@@ -307,8 +307,7 @@ REPORT_CHECKS_SQL = {
            OR abs(r.uptime_last_week + r.downtime_last_week - round(coalesce(b.week, 0), 2)) > 0.011
     """,
     "one_row_per_polled_store": """
-        SELECT abs((SELECT count(*) FROM store_report) - (SELECT count(DISTINCT store_id) FROM raw_store_polls, report_as_of
-                                                          WHERE timestamp_utc <= report_as_of.as_of))
+        SELECT abs((SELECT count(*) FROM store_report) - (SELECT count(DISTINCT store_key) FROM report_polls))
              + (SELECT count(*) - count(DISTINCT store_id) FROM store_report)
     """,
     "no_negative_values": """
@@ -352,8 +351,13 @@ class ReportComputation:
     def __enter__(self) -> ReportComputation:
         self.conn = configure(duckdb.connect())
         try:
-            self.snapshot = self.warehouse.load_snapshot(self.conn, self.load_id, self.as_of, self.stores)
-            prepare_report(self.conn, self.snapshot.as_of)
+            self.snapshot = self.warehouse.load_snapshot(
+                self.conn,
+                self.load_id,
+                self.as_of,
+                lambda snapshot: prepare_report(self.conn, snapshot.as_of),
+                self.stores,
+            )
         except BaseException:
             self.conn.close()
             raise

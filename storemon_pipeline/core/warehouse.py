@@ -7,12 +7,14 @@ things that matter, so a load and a snapshot mean the same in either:
   idempotently, hours and zones versioned (the load that added and the load that retired
   each row), rejected rows, and how far the poll file was read;
 - reading a snapshot (``SNAPSHOT_SQL``): exactly the rows that a given load id had seen,
-  copied into a private in-memory DuckDB where the report is computed.
+  in a private in-memory DuckDB where the report is computed. Hours and zones are copied;
+  the polls are visible only while the caller's ``prepare`` keys them into its own tables
+  (report_stores.sql), then dropped, so the report never holds a second copy of them.
 
 Embedded mode: readers attach the file read-only (several processes may at once); a writer
 attaches it read-write, which DuckDB grants only while no other process has it open. Both
 retry for ``lock_timeout`` seconds, logging once that they wait. A report holds the file only
-while it copies its snapshot.
+while it copies its snapshot and keys its polls (read in place, through a view).
 
 Postgres mode: loads are serialized by a table lock on ``loads`` (so load ids commit in
 order and a snapshot of load N never gains rows later); a snapshot is read in one
@@ -316,8 +318,12 @@ class Warehouse:
         conn: duckdb.DuckDBPyConnection,
         load_id: int | None,
         as_of: datetime | None,
+        prepare: Callable[[Snapshot], None],
         stores: StoreRange = ALL_STORES,
-    ) -> Snapshot: ...
+    ) -> Snapshot:
+        """The snapshot's SNAPSHOT_SQL tables on ``conn``; ``prepare(snapshot)`` runs while
+        they are all there, and raw_store_polls is gone after it."""
+
     def query(self, sql: str) -> list[tuple]: ...
 
     # Shared:
@@ -507,13 +513,19 @@ class DuckDBWarehouse(Warehouse):
         return load_id
 
     def load_snapshot(
-        self, conn, load_id: int | None, as_of: datetime | None, stores: StoreRange = ALL_STORES
+        self, conn, load_id: int | None, as_of: datetime | None, prepare, stores: StoreRange = ALL_STORES
     ) -> Snapshot:
         with self.attached(conn, read_only=True):
             snapshot = self._resolve_snapshot(lambda sql: self._run(conn, sql), load_id, as_of)
             for table, sql in SNAPSHOT_SQL.items():
                 query = _snapshot_query(sql, snapshot, stores).replace("{wh}", "wh")
-                conn.execute(f"CREATE OR REPLACE TABLE {table} AS {query}")
+                # The polls are read in place: prepare keys them into its own table.
+                kind = "VIEW" if table == "raw_store_polls" else "TABLE"
+                conn.execute(f"CREATE OR REPLACE {kind} {table} AS {query}")
+            try:
+                prepare(snapshot)
+            finally:
+                conn.execute("DROP VIEW raw_store_polls")
         return snapshot
 
 
@@ -739,7 +751,7 @@ class PostgresWarehouse(Warehouse):
         return load_id
 
     def load_snapshot(
-        self, conn, load_id: int | None, as_of: datetime | None, stores: StoreRange = ALL_STORES
+        self, conn, load_id: int | None, as_of: datetime | None, prepare, stores: StoreRange = ALL_STORES
     ) -> Snapshot:
         with self.connection(isolation="REPEATABLE READ", readonly=True) as pg, pg.cursor() as cur:
             if not self._has_schema(cur):
@@ -761,6 +773,10 @@ class PostgresWarehouse(Warehouse):
                         "nullstr = '', allow_quoted_nulls = false, strict_mode = true)"
                     )
             pg.commit()
+        try:
+            prepare(snapshot)
+        finally:
+            conn.execute("DROP TABLE raw_store_polls")
         return snapshot
 
 
