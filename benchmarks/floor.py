@@ -32,9 +32,15 @@ def floor_report(source: Path, out: Path) -> dict:
     conn.execute("SET enable_progress_bar = false; SET TimeZone = 'UTC'")
     conn.execute(
         f"""
-        CREATE TABLE raw_store_polls AS
+        CREATE TABLE polls_read AS
         SELECT store_id, CAST(replace(timestamp_utc, ' UTC', '') AS TIMESTAMP) AS timestamp_utc, status
-        FROM read_csv('{source}/store_status.csv.gz', header = true, all_varchar = true)
+        FROM read_csv('{source}/store_status.csv.gz', header = true, all_varchar = true);
+        -- The SQL reads polls under integer store keys, as a warehouse gives them.
+        CREATE TABLE store_keys AS
+        SELECT CAST(row_number() OVER () AS INTEGER) AS store_key, store_id FROM (SELECT DISTINCT store_id FROM polls_read);
+        CREATE TABLE raw_store_polls AS
+        SELECT k.store_key, p.timestamp_utc, p.status FROM polls_read p JOIN store_keys k USING (store_id);
+        DROP TABLE polls_read;
         """
     )
     phases["read_polls_seconds"] = time.perf_counter() - started

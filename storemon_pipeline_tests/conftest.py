@@ -110,6 +110,12 @@ def settings(tmp_path: Path, source_dir: Path, mode: str, request) -> Settings:
     return make_settings(tmp_path / "home", source_dir, warehouse)
 
 
+# The warehouse's polls beside their store ids (polls are stored under integer store keys).
+POLLS_WITH_IDS = (
+    "(SELECT k.store_id, p.* FROM {wh}.raw_store_polls p JOIN {wh}.store_keys k USING (store_key)) AS polls"
+)
+
+
 def table(settings: Settings, sql: str) -> list[tuple]:
     """Rows of a query on the warehouse; ``{wh}`` names its schema."""
     return [tuple(row) for row in open_warehouse(settings).query(sql)]

@@ -56,7 +56,7 @@ def test_the_feed_appends_whole_hours_that_ingestion_reads_incrementally(tmp_pat
     assert second.mode == "incremental" and second.rows_added > 0
     # Every appended hour holds polls of that hour only, for the sample's stores.
     [(stores, newest)] = table(
-        settings, "SELECT count(DISTINCT store_id), max(timestamp_utc) FROM {wh}.raw_store_polls"
+        settings, "SELECT count(DISTINCT store_key), max(timestamp_utc) FROM {wh}.raw_store_polls"
     )
     assert stores == 300 and newest == newest_poll_in(out / "store_status.csv")
 

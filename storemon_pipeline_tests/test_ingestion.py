@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from storemon_pipeline.core import ingest, report, sources
 from storemon_pipeline.core.settings import Settings
-from storemon_pipeline.core.warehouse import open_warehouse
+from storemon_pipeline.core.warehouse import WarehouseError, open_warehouse
 from storemon_pipeline_tests.conftest import (
     HOURS_HEADER,
     POLLS_HEADER,
+    POLLS_WITH_IDS,
     SHARED_DATA,
     ZONES_HEADER,
     csv_text,
@@ -64,7 +65,7 @@ def test_ingest_assets_materialize_into_the_warehouse(settings):
     result = materialize_ingestion(settings)
     assert result.success
     assert table(
-        settings, "SELECT store_id, status, timestamp_utc::VARCHAR FROM {wh}.raw_store_polls ORDER BY 1, 3"
+        settings, "SELECT store_id, status, timestamp_utc::VARCHAR FROM " + POLLS_WITH_IDS + " ORDER BY 1, 3"
     ) == [
         ("1", "active", "2023-01-24 09:06:42.605777"),
         ("1", "inactive", "2023-01-24 10:07:00.12"),
@@ -105,37 +106,66 @@ def test_an_overlapping_file_appends_only_new_rows(settings):
     assert table(settings, "SELECT count(*) FROM {wh}.raw_store_polls") == [(4,)]
 
 
-def test_a_postgres_warehouse_made_with_the_store_first_key_is_moved_to_the_time_first_key(
-    postgres_url, source_dir, tmp_path
-):
+def _as_schema_2(settings: Settings) -> None:
+    """Put a warehouse's polls back as storemon wrote them before store keys: keyed by the
+    store id (in Postgres with the store-first key and a time index of older versions)."""
+    statements = [
+        "CREATE TABLE {wh}.polls_by_id AS SELECT k.store_id, p.timestamp_utc, p.status, p.load_id, "
+        "p.inactive_from_load FROM {wh}.raw_store_polls p JOIN {wh}.store_keys k USING (store_key)",
+        "DROP TABLE {wh}.raw_store_polls",
+        "DROP TABLE {wh}.store_keys",
+        "ALTER TABLE {wh}.polls_by_id RENAME TO raw_store_polls",
+        "UPDATE {wh}.schema_version SET version = 2",
+    ]
+    if settings.embedded:
+        with duckdb.connect(str(settings.database)) as conn:
+            for sql in statements:
+                conn.execute(sql.replace("{wh}", "main"))
+        return
     import psycopg2
 
-    settings = make_settings(tmp_path / "home", source_dir, postgres_url)
-    ingest_dir(settings)
-    key_sql = """
-        SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i
-        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
-        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-        WHERE i.indrelid = 'storemon.raw_store_polls'::regclass GROUP BY i.indexrelid ORDER BY 1
-    """
-    with psycopg2.connect(postgres_url) as conn, conn.cursor() as cur:
-        cur.execute(key_sql)
-        assert cur.fetchall() == [(["timestamp_utc", "store_id"],)]
-        # As earlier versions made it: the key store first, and a time index beside it.
+    with psycopg2.connect(settings.warehouse) as conn, conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql.replace("{wh}", "storemon"))
         cur.execute(
-            "ALTER TABLE storemon.raw_store_polls DROP CONSTRAINT raw_store_polls_pkey, "
-            "ADD PRIMARY KEY (store_id, timestamp_utc); "
+            "ALTER TABLE storemon.raw_store_polls ADD PRIMARY KEY (store_id, timestamp_utc); "
             "CREATE INDEX raw_store_polls_time ON storemon.raw_store_polls (timestamp_utc)"
         )
+
+
+def test_a_warehouse_whose_polls_are_keyed_by_store_id_is_moved_to_store_keys_by_its_next_load(settings):
+    ingest_dir(settings)
+    polls = "SELECT store_id, timestamp_utc, status, load_id FROM " + POLLS_WITH_IDS + " ORDER BY 1, 2"
+    before = table(settings, polls)
+    _as_schema_2(settings)
+    # Until a load upgrades it, a report says what to do, in one line.
+    with pytest.raises(
+        WarehouseError, match="older storemon \\(polls keyed by store id\\); its next ingest upgrades it"
+    ):
+        open_warehouse(settings).pin_snapshot()
     write_text(
         settings.source_dir / "store_status.csv",
         csv_text(POLLS_HEADER, ["2,active,2023-01-24 09:30:00 UTC", "2,inactive,2023-01-24 11:00:00 UTC"]),
     )
     assert ingest_dir(settings).results["store_status"].rows_added == 1
-    with psycopg2.connect(postgres_url) as conn, conn.cursor() as cur:
-        cur.execute(key_sql)
-        assert cur.fetchall() == [(["timestamp_utc", "store_id"],)]
-    assert table(settings, "SELECT count(*) FROM {wh}.raw_store_polls") == [(4,)]
+    after = table(settings, polls)
+    assert [row for row in after if row[3] == 1] == before and len(after) == len(before) + 1
+    assert table(settings, "SELECT version FROM {wh}.schema_version") == [(3,)]
+    [(stores,)] = table(settings, "SELECT count(DISTINCT store_id) FROM " + POLLS_WITH_IDS)
+    assert table(
+        settings, "SELECT count(*), count(DISTINCT store_key), count(DISTINCT store_id) FROM {wh}.store_keys"
+    ) == [(stores, stores, stores)]
+    if not settings.embedded:
+        import psycopg2
+
+        with psycopg2.connect(settings.warehouse) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+                "WHERE indrelid = 'storemon.raw_store_polls'::regclass"
+            )
+            [(name, definition)] = cur.fetchall()
+            assert name == "storemon.raw_store_polls_pkey" and "(timestamp_utc, store_key)" in definition
+    open_warehouse(settings).pin_snapshot()  # (reports can be made again)
 
 
 def test_a_grown_file_is_read_from_where_the_last_run_stopped(settings):
@@ -279,7 +309,7 @@ def test_duplicated_and_conflicting_rows(settings):
     for load_id in (1, 2):
         with report.ReportComputation(open_warehouse(settings), load_id=load_id) as run:
             statuses[load_id] = run.value(
-                "SELECT status FROM raw_store_polls WHERE timestamp_utc = '2023-01-24 09:00:00'"
+                "SELECT status FROM report_polls WHERE timestamp_utc = '2023-01-24 09:00:00'"
             )
     assert statuses == {1: "active", 2: "inactive"}
 
@@ -295,7 +325,9 @@ def test_bom_crlf_quotes_and_column_order(settings):
         bom=True,
     )
     assert materialize_ingestion(settings).success
-    assert table(settings, "SELECT store_id, timestamp_utc::VARCHAR, status FROM {wh}.raw_store_polls ORDER BY 2") == [
+    assert table(
+        settings, "SELECT store_id, timestamp_utc::VARCHAR, status FROM " + POLLS_WITH_IDS + " ORDER BY 2"
+    ) == [
         ("1", "2023-01-24 09:00:00.123", "active"),
         ("1", "2023-01-24 10:00:00", "inactive"),
     ]
@@ -317,7 +349,7 @@ def test_the_2025_format_and_original_file_names(tmp_path, mode, request):
         tmp_path / "home", folder, request.getfixturevalue("postgres_url") if mode == "postgres" else "duckdb"
     )
     assert ingest_dir(settings).errors == []
-    assert table(settings, "SELECT store_id, timestamp_utc::VARCHAR FROM {wh}.raw_store_polls") == [
+    assert table(settings, "SELECT store_id, timestamp_utc::VARCHAR FROM " + POLLS_WITH_IDS) == [
         (uuid, "2024-10-07 09:43:08.523")
     ]
     # Ids are text: 19 digits survive exactly, never as floats.
@@ -378,7 +410,7 @@ def test_a_crash_mid_load_leaves_the_warehouse_as_it_was(settings):
         "(SELECT count(*) FROM {wh}.rejected_rows), (SELECT max(byte_offset) FROM {wh}.source_progress)"
     )
     before = table(settings, snapshot)
-    polls_before = table(settings, "SELECT store_id, timestamp_utc, status FROM {wh}.raw_store_polls ORDER BY 1, 2")
+    polls_before = table(settings, "SELECT store_id, timestamp_utc, status FROM " + POLLS_WITH_IDS + " ORDER BY 1, 2")
     # New polls, new hours, a rejected row: every source has something to write.
     write_text(settings.source_dir / "store_status.csv", csv_text(POLLS_HEADER, [*poll_rows(0, 2000), "x,bogus,1"]))
     write_text(settings.source_dir / "business_hours.csv", csv_text(HOURS_HEADER, ["1,2,08:00,12:00"]))
@@ -402,7 +434,7 @@ def test_a_crash_mid_load_leaves_the_warehouse_as_it_was(settings):
     assert done.returncode == -9, done.stderr
     assert table(settings, snapshot) == before
     assert (
-        table(settings, "SELECT store_id, timestamp_utc, status FROM {wh}.raw_store_polls ORDER BY 1, 2")
+        table(settings, "SELECT store_id, timestamp_utc, status FROM " + POLLS_WITH_IDS + " ORDER BY 1, 2")
         == polls_before
     )
     # The next load takes it all.
@@ -541,7 +573,7 @@ def test_a_damaged_line_is_named_and_the_good_lines_around_it_are_kept(settings)
     (settings.source_dir / "store_status.csv").write_bytes(POLLS_HEADER.encode() + b"\n" + b"\n".join(lines))
     outcome = ingest_dir(settings)
     polls = outcome.results["store_status"]
-    assert table(settings, "SELECT store_id FROM {wh}.raw_store_polls ORDER BY 1") == [("1",), ("3",), ("5",), ("9",)]
+    assert table(settings, "SELECT store_id FROM " + POLLS_WITH_IDS + " ORDER BY 1") == [("1",), ("3",), ("5",), ("9",)]
     reasons = dict(rejected(settings, "store_status"))
     assert sorted(reasons) == [3, 5, 7, 8, 9]
     assert reasons[3].startswith("malformed CSV line")
@@ -555,7 +587,7 @@ def test_a_damaged_line_is_named_and_the_good_lines_around_it_are_kept(settings)
         f.write(b":00 UTC\n")
     polls = ingest_dir(settings).results["store_status"]
     assert (polls.mode, polls.rows_read, polls.rows_added) == ("incremental", 1, 1)
-    assert table(settings, "SELECT timestamp_utc::VARCHAR FROM {wh}.raw_store_polls WHERE store_id = '10'") == [
+    assert table(settings, "SELECT timestamp_utc::VARCHAR FROM " + POLLS_WITH_IDS + " WHERE store_id = '10'") == [
         ("2023-01-24 10:00:00",)
     ]
 
@@ -634,7 +666,7 @@ def test_a_poll_slightly_ahead_of_this_clock_is_kept_and_one_from_the_future_rej
         ),
     )
     ingest_dir(settings)
-    assert table(settings, "SELECT store_id FROM {wh}.raw_store_polls") == [("a",)]
+    assert table(settings, "SELECT store_id FROM " + POLLS_WITH_IDS) == [("a",)]
     [(line, reason)] = rejected(settings, "store_status")
     assert line == 3 and "is more than 10 minutes in the future" in reason
 
@@ -669,8 +701,8 @@ def test_the_duplicate_key_check_sees_a_duplicate_among_the_new_polls_only(setti
     assert warehouse.duplicate_poll_keys(since_load=1) == 0
     # A second copy of a key of the second load (as a broken writer would leave) is seen;
     # one of a key only the first load touched is outside the second load's range.
-    copy_new = "INSERT INTO {wh}.raw_store_polls SELECT store_id, timestamp_utc, status, 2, NULL FROM {wh}.raw_store_polls WHERE load_id = 2 LIMIT 1"
-    copy_old = "INSERT INTO {wh}.raw_store_polls SELECT store_id, timestamp_utc, status, 1, NULL FROM {wh}.raw_store_polls WHERE load_id = 1 AND timestamp_utc = (SELECT min(timestamp_utc) FROM {wh}.raw_store_polls)"
+    copy_new = "INSERT INTO {wh}.raw_store_polls SELECT store_key, timestamp_utc, status, 2, NULL FROM {wh}.raw_store_polls WHERE load_id = 2 LIMIT 1"
+    copy_old = "INSERT INTO {wh}.raw_store_polls SELECT store_key, timestamp_utc, status, 1, NULL FROM {wh}.raw_store_polls WHERE load_id = 1 AND timestamp_utc = (SELECT min(timestamp_utc) FROM {wh}.raw_store_polls)"
     if not settings.embedded:
         pytest.skip("the Postgres polls table has a primary key: it cannot hold a duplicate")
     import duckdb
@@ -693,7 +725,7 @@ def test_the_ingest_asset_reads_explicitly_named_files_from_the_settings(setting
     named = settings_from_env({"STOREMON_POLLS": f"{first}:{second}"}).files
     result = materialize_ingestion(settings.replace(source_files=tuple(named.items())))
     assert result.success
-    assert table(settings, "SELECT store_id, count(*) FROM {wh}.raw_store_polls GROUP BY 1 ORDER BY 1") == [
+    assert table(settings, "SELECT store_id, count(*) FROM " + POLLS_WITH_IDS + " GROUP BY 1 ORDER BY 1") == [
         ("a", 10),
         ("b", 5),
     ]

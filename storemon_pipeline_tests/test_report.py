@@ -38,7 +38,7 @@ def load(conn, polls, hours=(), zones=None) -> None:
     conn.execute(ingest.STAGE_SQL)
     conn.executemany("INSERT INTO staged_polls VALUES (?, ?, ?, 0)", [list(p) for p in polls])
     ingest.merge_staged_polls(conn, ingest.IngestResult(source="test"))
-    conn.execute("CREATE TABLE raw_store_polls AS SELECT store_id, timestamp_utc, status FROM merged_polls")
+    report.key_polls(conn, "merged_polls")
     conn.execute(
         "CREATE TABLE raw_business_hours (store_id VARCHAR, day_of_week TINYINT, start_time_local TIME, end_time_local TIME)"
     )
@@ -792,7 +792,7 @@ def report_in_shards(warehouse, as_of, shards: int, reports_dir: Path) -> bytes:
     ranges = warehouse.shards(snapshot, shards)
     # As many as asked, or one per store if fewer (one, empty, if none).
     (polled,) = warehouse.query(
-        f"SELECT count(DISTINCT store_id) FROM {{wh}}.raw_store_polls WHERE timestamp_utc <= {sql_literal(snapshot.as_of)}"
+        f"SELECT count(DISTINCT store_key) FROM {{wh}}.raw_store_polls WHERE timestamp_utc <= {sql_literal(snapshot.as_of)}"
     )[0]
     assert len(ranges) == max(1, min(shards, polled))
     assembled = report.AssembledReport([report.compute_shard(warehouse, snapshot, stores) for stores in ranges])

@@ -22,7 +22,7 @@ def test_generated_sample_ingests_cleanly_and_covers_the_hard_cases(tmp_path):
     def value(sql):
         return table(settings, sql)[0][0]
 
-    stores_with_polls = value("SELECT count(DISTINCT store_id) FROM {wh}.raw_store_polls")
+    stores_with_polls = value("SELECT count(DISTINCT store_key) FROM {wh}.raw_store_polls")
     assert stores_with_polls == 120
     assert value("SELECT count(DISTINCT store_id) FROM {wh}.raw_store_timezones") < stores_with_polls  # some fall back
     assert value("SELECT count(DISTINCT store_id) FROM {wh}.raw_business_hours") < stores_with_polls  # some 24x7

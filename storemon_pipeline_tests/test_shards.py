@@ -22,6 +22,7 @@ from storemon_pipeline.core.settings import Settings
 from storemon_pipeline.core.warehouse import StoreRange, open_warehouse, store_ranges
 from storemon_pipeline.executors import execution_config
 from storemon_pipeline.serving.serve import sqlalchemy_url
+from storemon_pipeline_tests.conftest import POLLS_WITH_IDS
 
 STOREMON = str(Path(sys.executable).parent / "storemon")
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
@@ -87,7 +88,7 @@ def test_shards_partition_the_sample_stores_in_order(sample_home):
     for count in (1, 2, 7):
         ranges = warehouse.shards(snapshot, count)
         sizes = [
-            warehouse.query(f"SELECT count(DISTINCT store_id) FROM {{wh}}.raw_store_polls WHERE {r.condition()}")[0][0]
+            warehouse.query(f"SELECT count(DISTINCT store_id) FROM {POLLS_WITH_IDS} WHERE {r.condition()}")[0][0]
             for r in ranges
         ]
         assert len(ranges) == count and sum(sizes) == 300
@@ -119,7 +120,7 @@ def test_shards_fit_the_interval_model_on_the_same_sample_as_the_whole_report(sa
     sampled = sum(
         1
         for (_,) in warehouse.query(
-            f"SELECT DISTINCT store_id FROM {{wh}}.raw_store_polls WHERE {report.model_sample(300).condition()}"
+            f"SELECT DISTINCT store_id FROM {POLLS_WITH_IDS} WHERE {report.model_sample(300).condition()}"
         )
     )
     assert 40 <= sampled <= 130  # about 80 of the 300 stores
@@ -141,7 +142,7 @@ def test_both_warehouses_sample_the_same_stores_for_the_interval_model(sample_ho
         ("duckdb", Settings(home=home, source_dir=SAMPLE)),
         ("postgres", Settings(home=home.parent / "pg-home", source_dir=SAMPLE, warehouse=postgres_url)),
     ):
-        rows = open_warehouse(settings).query(f"SELECT DISTINCT store_id FROM {{wh}}.raw_store_polls WHERE {condition}")
+        rows = open_warehouse(settings).query(f"SELECT DISTINCT store_id FROM {POLLS_WITH_IDS} WHERE {condition}")
         sampled[kind] = {store_id for (store_id,) in rows}
     assert 40 <= len(sampled["duckdb"]) <= 110 and sampled["duckdb"] == sampled["postgres"]
 

@@ -34,6 +34,8 @@ CREATE TABLE staged_polls (store_id VARCHAR, timestamp_utc TIMESTAMP, status VAR
 CREATE TABLE merged_polls (
     store_id VARCHAR, timestamp_utc TIMESTAMP, status VARCHAR, copies BIGINT, conflicting BOOLEAN
 );
+-- The read's store ids, which the warehouse gives keys to (warehouse.STORE_KEYS_LOAD_SQL).
+CREATE VIEW merged_store_ids AS SELECT DISTINCT store_id FROM merged_polls;
 CREATE TABLE staged_hours (store_id VARCHAR, day_of_week TINYINT, start_time_local TIME, end_time_local TIME);
 CREATE TABLE staged_zones (store_id VARCHAR, timezone_str VARCHAR);
 CREATE TABLE staged_rejections (
@@ -243,7 +245,11 @@ def merge_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) ->
             "CAST(1 AS BIGINT) AS copies, false AS conflicting FROM staged_polls"
         )
         result.duplicate_rows, result.conflicting_rows = 0, 0
-        return
+    else:
+        _group_staged_polls(conn, result)
+
+
+def _group_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
     conn.execute(
         """
         CREATE OR REPLACE TABLE merged_polls AS

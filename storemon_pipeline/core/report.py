@@ -92,7 +92,7 @@ class ReportFile:
     def query(self) -> str:
         return (
             f"SELECT {', '.join(self.columns)} FROM {self.table} t JOIN report_stores s USING (store_key) "
-            f"ORDER BY t.store_key, t.{self.order}"
+            f"ORDER BY s.store_id, t.{self.order}"
         )
 
 
@@ -114,7 +114,7 @@ LEAST_EVIDENCE_COLUMNS = [
 LEAST_EVIDENCE_QUERY = f"""
     SELECT {", ".join(LEAST_EVIDENCE_COLUMNS)} FROM store_report_extended t JOIN report_stores s USING (store_key)
     WHERE t.uptime_last_week + t.downtime_last_week > 0
-    ORDER BY polls_last_week, unobserved_last_week DESC, t.store_key LIMIT {PREVIEW_ROWS}
+    ORDER BY polls_last_week, unobserved_last_week DESC, s.store_id LIMIT {PREVIEW_ROWS}
 """
 # Stores open in the week, and those whose week interval is wider than a tenth of their business time.
 INTERVAL_WIDTH_QUERY = """
@@ -123,8 +123,24 @@ INTERVAL_WIDTH_QUERY = """
     FROM store_report_extended
 """
 PREVIEW_QUERY = f"SELECT {', '.join(REPORT_COLUMNS)} FROM store_report ORDER BY downtime_last_week DESC, store_id LIMIT {PREVIEW_ROWS}"
-# The tables the SQL reads: the snapshot of the three sources, named as in the warehouse.
-SOURCE_TABLES = ("raw_store_polls", "raw_business_hours", "raw_store_timezones")
+# The tables the SQL reads: the snapshot of the three sources (the polls under their stores'
+# keys, beside the keys' ids), named as in the warehouse.
+SOURCE_TABLES = ("raw_store_polls", "store_keys", "raw_business_hours", "raw_store_timezones")
+
+
+def key_polls(conn: duckdb.DuckDBPyConnection, polls: str) -> None:
+    """SOURCE_TABLES' raw_store_polls and store_keys from ``polls`` (a table or a query of
+    store_id, timestamp_utc, status), for a report on polls that never were in a warehouse.
+    The keys follow no order of the ids (the hash's), as a warehouse's follow arrival."""
+    conn.execute(
+        f"""
+        CREATE TABLE store_keys AS
+        SELECT CAST(row_number() OVER (ORDER BY hash(store_id), store_id) AS INTEGER) AS store_key, store_id
+        FROM (SELECT DISTINCT store_id FROM {polls});
+        CREATE TABLE raw_store_polls AS
+        SELECT k.store_key, p.timestamp_utc, p.status FROM {polls} p JOIN store_keys k USING (store_id);
+        """
+    )
 
 
 def run_sql(conn: duckdb.DuckDBPyConnection, name: str) -> None:

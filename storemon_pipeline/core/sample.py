@@ -273,13 +273,13 @@ def status_at(truth: pd.DataFrame, ids: np.ndarray, polls: pd.DataFrame) -> np.n
 def true_report(source_dir: Path, truth: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """The report's columns from the true timeline: true up and down time within the same
     business hours (the report's own localized_business_hours), unrounded."""
-    from storemon_pipeline.core.report import prepare_report, run_sql
+    from storemon_pipeline.core.report import key_polls, prepare_report, run_sql
 
     with duckdb.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
         conn.execute(
             f"""
-            CREATE TABLE raw_store_polls AS SELECT CAST(store_id AS VARCHAR) AS store_id,
+            CREATE TABLE sample_polls AS SELECT CAST(store_id AS VARCHAR) AS store_id,
                 CAST(replace(timestamp_utc, ' UTC', '') AS TIMESTAMP) AS timestamp_utc, status
                 FROM read_csv('{source_dir / "store_status.csv.gz"}', all_varchar = true);
             CREATE TABLE raw_business_hours AS SELECT CAST(store_id AS VARCHAR) AS store_id,
@@ -290,6 +290,7 @@ def true_report(source_dir: Path, truth: pd.DataFrame, as_of: pd.Timestamp) -> p
                 FROM read_csv('{source_dir / "timezones.csv"}', all_varchar = true);
             """
         )
+        key_polls(conn, "sample_polls")
         prepare_report(conn, as_of.to_pydatetime())
         run_sql(conn, "localized_business_hours")
         conn.register("truth", truth)

@@ -3,8 +3,9 @@
 Both warehouses hold the same tables with the same meaning and run the same SQL for the two
 things that matter, so a load and a snapshot mean the same in either:
 
-- committing a load (``LOAD_SQL``): one transaction, one new load id, polls appended
-  idempotently, hours and zones versioned (the load that added and the load that retired
+- committing a load (``LOAD_SQL``): one transaction, one new load id, a dense integer key
+  for each store id not seen before (``store_keys``), polls appended idempotently under
+  their store's key, hours and zones versioned (the load that added and the load that retired
   each row), rejected rows, and how far the poll file was read;
 - reading a snapshot (``SNAPSHOT_SQL``): exactly the rows that a given load id had seen,
   in a private in-memory DuckDB where the report is computed. Hours and zones are copied;
@@ -42,7 +43,7 @@ from storemon_pipeline.core.settings import Settings, redact
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: polls keyed by store_key (store_keys), not by the store id
 
 
 class WarehouseError(Exception):
@@ -64,8 +65,8 @@ class Snapshot:
 @dataclass(frozen=True)
 class StoreRange:
     """One shard of a report: the stores with ``first <= store_id < end`` in byte order
-    (None: unbounded). The report's stores are numbered in store_id order, so a shard is a
-    contiguous range of their keys, and its rows a contiguous run of the report's."""
+    (None: unbounded). The report's rows are in store_id order, so a shard's rows are a
+    contiguous run of them."""
 
     index: int
     count: int
@@ -78,6 +79,9 @@ class StoreRange:
         bounds = [f"store_id >= {sql_literal(self.first)}"] if self.first is not None else []
         bounds += [f"store_id < {sql_literal(self.end)}"] if self.end is not None else []
         return " AND ".join(bounds) or "TRUE"
+
+    def key_condition(self) -> str:
+        return key_condition(self.condition())
 
 
 ALL_STORES = StoreRange(index=0, count=1)
@@ -94,13 +98,24 @@ class StoreSample:
     def condition(self) -> str:
         return f"md5(store_id) < {sql_literal(self.threshold)}"
 
+    def key_condition(self) -> str:
+        return key_condition(self.condition())
+
+
+def key_condition(condition: str) -> str:
+    """A condition on store ids as one on the polls' store keys ({wh}: the warehouse's schema)."""
+    return (
+        "TRUE" if condition == "TRUE" else f"store_key IN (SELECT store_key FROM {{wh}}.store_keys WHERE {condition})"
+    )
+
 
 # The first store id of each of {shards} shards of equal store counts (ntile over the
 # snapshot's polled stores in store_id order); both dialects sort text in byte order here.
 SHARD_STARTS_SQL = """
     SELECT min(store_id) AS first, count(*) AS stores FROM (
         SELECT store_id, ntile({shards}) OVER (ORDER BY store_id) AS shard
-        FROM (SELECT DISTINCT store_id FROM {wh}.raw_store_polls WHERE load_id <= {load} AND timestamp_utc <= {as_of}) AS polled
+        FROM {wh}.store_keys WHERE store_key IN (
+            SELECT store_key FROM {wh}.raw_store_polls WHERE load_id <= {load} AND timestamp_utc <= {as_of})
     ) AS numbered
     GROUP BY shard ORDER BY shard
 """
@@ -151,7 +166,25 @@ def sql_literal(value) -> str:
 # -- the shared SQL ----------------------------------------------------------------------
 
 # {wh} is the warehouse's schema (the attached file, or the Postgres schema); staging tables
-# (merged_polls, staged_hours, staged_zones, staged_rejections) are the load's own.
+# (merged_polls, merged_store_ids, staged_hours, staged_zones, staged_rejections) are the load's own.
+#
+# Each store id gets a dense integer key the first time a load brings a poll of it, numbered
+# on from the largest (loads commit one at a time). Polls are stored under the key: a third of
+# the bytes of a 36-character id, and the report joins, sorts and windows on it.
+STORE_KEYS_LOAD_SQL = (
+    "store_keys_added",
+    """
+    INSERT INTO {wh}.store_keys (store_key, store_id)
+    SELECT (SELECT coalesce(max(store_key), 0) FROM {wh}.store_keys) + CAST(row_number() OVER (ORDER BY n.store_id) AS INTEGER),
+           n.store_id
+    FROM merged_store_ids n
+    WHERE NOT EXISTS (SELECT 1 FROM {wh}.store_keys k WHERE k.store_id = n.store_id)
+    """,
+)
+# The load's polls under their stores' keys.
+_KEYED_POLLS = """(
+    SELECT k.store_key, m.timestamp_utc, m.status FROM merged_polls m JOIN {wh}.store_keys k ON k.store_id = m.store_id
+)"""
 POLLS_LOAD_SQL = [
     (
         # Inactive wins: a later load that says inactive for a stored active poll marks it
@@ -160,22 +193,22 @@ POLLS_LOAD_SQL = [
         "polls_inactivated",
         """
         UPDATE {wh}.raw_store_polls AS p SET inactive_from_load = {load}
-        FROM merged_polls m
+        FROM {keyed} AS m
         WHERE p.timestamp_utc BETWEEN {lo} AND {hi}
-          AND p.store_id = m.store_id AND p.timestamp_utc = m.timestamp_utc
+          AND p.store_key = m.store_key AND p.timestamp_utc = m.timestamp_utc
           AND m.status = 'inactive' AND p.status = 'active' AND p.inactive_from_load IS NULL
         """,
     ),
     (
         "polls_added",
         """
-        INSERT INTO {wh}.raw_store_polls (store_id, timestamp_utc, status, load_id, inactive_from_load)
-        SELECT m.store_id, m.timestamp_utc, m.status, {load}, NULL
-        FROM merged_polls m
+        INSERT INTO {wh}.raw_store_polls (store_key, timestamp_utc, status, load_id, inactive_from_load)
+        SELECT m.store_key, m.timestamp_utc, m.status, {load}, NULL
+        FROM {keyed} AS m
         WHERE NOT EXISTS (
             SELECT 1 FROM {wh}.raw_store_polls p
             WHERE p.timestamp_utc BETWEEN {lo} AND {hi}
-              AND p.store_id = m.store_id AND p.timestamp_utc = m.timestamp_utc)
+              AND p.store_key = m.store_key AND p.timestamp_utc = m.timestamp_utc)
         ORDER BY m.timestamp_utc
         """,
     ),
@@ -222,10 +255,11 @@ SELECT source, source_file, line_number, reason, raw_values, {run_id}, {load}, {
 
 SNAPSHOT_SQL = {
     "raw_store_polls": """
-        SELECT store_id, timestamp_utc,
+        SELECT store_key, timestamp_utc,
                CASE WHEN inactive_from_load <= {load} THEN 'inactive' ELSE status END AS status
-        FROM {wh}.raw_store_polls WHERE load_id <= {load} AND timestamp_utc <= {as_of} AND {stores}
+        FROM {wh}.raw_store_polls WHERE load_id <= {load} AND timestamp_utc <= {as_of} AND {store_keys}
     """,
+    "store_keys": "SELECT store_key, store_id FROM {wh}.store_keys WHERE {stores}",
     "raw_business_hours": """
         SELECT store_id, day_of_week, start_time_local, end_time_local FROM {wh}.raw_business_hours
         WHERE added_load <= {load} AND (retired_load IS NULL OR retired_load > {load}) AND {stores}
@@ -236,7 +270,8 @@ SNAPSHOT_SQL = {
     """,
 }
 SNAPSHOT_COLUMNS = {
-    "raw_store_polls": {"store_id": "VARCHAR", "timestamp_utc": "TIMESTAMP", "status": "VARCHAR"},
+    "raw_store_polls": {"store_key": "INTEGER", "timestamp_utc": "TIMESTAMP", "status": "VARCHAR"},
+    "store_keys": {"store_key": "INTEGER", "store_id": "VARCHAR"},
     "raw_business_hours": {
         "store_id": "VARCHAR",
         "day_of_week": "TINYINT",
@@ -255,10 +290,8 @@ CREATE TABLE IF NOT EXISTS {wh}.loads (
     polls_added BIGINT NOT NULL, polls_inactivated BIGINT NOT NULL,
     hours_changed BIGINT NOT NULL, zones_changed BIGINT NOT NULL, rows_rejected BIGINT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS {wh}.raw_store_polls (
-    store_id {text} NOT NULL, timestamp_utc TIMESTAMP NOT NULL, status {text} NOT NULL,
-    load_id BIGINT NOT NULL, inactive_from_load BIGINT {polls_key}
-);
+CREATE TABLE IF NOT EXISTS {wh}.store_keys (store_key INTEGER NOT NULL, store_id {text} NOT NULL {store_keys_key});
+{polls_table}
 CREATE TABLE IF NOT EXISTS {wh}.raw_business_hours (
     store_id {text} NOT NULL, day_of_week SMALLINT NOT NULL,
     start_time_local TIME NOT NULL, end_time_local TIME NOT NULL,
@@ -278,11 +311,47 @@ CREATE TABLE IF NOT EXISTS {wh}.source_progress (
 """
 
 
+_POLLS_TABLE = """CREATE TABLE IF NOT EXISTS {wh}.{name} (
+    store_key INTEGER NOT NULL, timestamp_utc TIMESTAMP NOT NULL, status {text} NOT NULL,
+    load_id BIGINT NOT NULL, inactive_from_load BIGINT {polls_key}
+);"""
+
+
+def _tables_sql(wh: str, text: str, polls_key: str = "", store_keys_key: str = "") -> str:
+    names = {"wh": wh, "text": text, "polls_key": polls_key}
+    return _TABLES.format(
+        **names, store_keys_key=store_keys_key, polls_table=_POLLS_TABLE.format(**names, name="raw_store_polls")
+    )
+
+
+# A warehouse written before store keys (schema 2: polls keyed by the store id) is moved to
+# them in the writer's first transaction: keys numbered in id order, polls copied under them.
+def _store_keys_upgrade_sql(wh: str, text: str, polls_key: str = "") -> list[str]:
+    return [
+        f"""INSERT INTO {wh}.store_keys (store_key, store_id)
+            SELECT CAST(row_number() OVER (ORDER BY store_id) AS INTEGER), store_id
+            FROM (SELECT DISTINCT store_id FROM {wh}.raw_store_polls) AS ids""",
+        _POLLS_TABLE.format(wh=wh, text=text, polls_key=polls_key, name="raw_store_polls_keyed"),
+        f"""INSERT INTO {wh}.raw_store_polls_keyed (store_key, timestamp_utc, status, load_id, inactive_from_load)
+            SELECT k.store_key, p.timestamp_utc, p.status, p.load_id, p.inactive_from_load
+            FROM {wh}.raw_store_polls p JOIN {wh}.store_keys k ON k.store_id = p.store_id
+            ORDER BY p.timestamp_utc""",
+        f"DROP TABLE {wh}.raw_store_polls",
+        f"ALTER TABLE {wh}.raw_store_polls_keyed RENAME TO raw_store_polls",
+        f"UPDATE {wh}.schema_version SET version = {SCHEMA_VERSION}",
+    ]
+
+
 def _load_statements(staged: StagedLoad, bounds: tuple | None, retention_days: int) -> list[tuple[str, str]]:
     statements = []
     if staged.loaded(POLLS) and bounds is not None:
         statements += [
-            (name, sql.replace("{lo}", sql_literal(bounds[0])).replace("{hi}", sql_literal(bounds[1])))
+            (
+                name,
+                sql.replace("{keyed}", _KEYED_POLLS)
+                .replace("{lo}", sql_literal(bounds[0]))
+                .replace("{hi}", sql_literal(bounds[1])),
+            )
             for name, sql in POLLS_LOAD_SQL
         ]
     if staged.loaded(POLLS) and retention_days > 0:
@@ -309,6 +378,7 @@ class Warehouse:
 
     kind: str
     location: str  # for messages: the file, or the URL with its password elided
+    POLLS_KEYED_BY_ID_SQL: str  # counts a raw_store_polls.store_id column: schema 2, before store keys
     retention_days: int = 35  # each load drops polls this much older than the newest (0: none)
 
     # Implemented by each backend:
@@ -358,7 +428,7 @@ class Warehouse:
             SELECT count(*) FROM (
                 SELECT 1 FROM {{wh}}.raw_store_polls p, bounds
                 WHERE p.timestamp_utc BETWEEN bounds.lo AND bounds.hi
-                GROUP BY p.store_id, p.timestamp_utc
+                GROUP BY p.store_key, p.timestamp_utc
                 HAVING count(*) > 1 AND max(p.load_id) > {since_load}) AS d
             """
         )[0][0]
@@ -380,6 +450,11 @@ class Warehouse:
         latest = run_query("SELECT max(load_id) FROM {wh}.loads")[0][0]
         if latest is None:
             raise NothingIngested(f"no polls have been ingested into {self.location}: there is nothing to report on")
+        if run_query(self.POLLS_KEYED_BY_ID_SQL)[0][0]:
+            raise WarehouseError(
+                f"{self.location} was written by an older storemon (polls keyed by store id); "
+                "its next ingest upgrades it in place, then it can be reported on"
+            )
         if load_id is None:
             load_id = latest
         elif not run_query(f"SELECT 1 FROM {{wh}}.loads WHERE load_id = {int(load_id)}"):
@@ -404,6 +479,10 @@ def _is_lock_error(error: Exception) -> bool:
 
 class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
+    POLLS_KEYED_BY_ID_SQL = (
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = '{wh}' "
+        "AND table_name = 'raw_store_polls' AND column_name = 'store_id'"
+    )
 
     def __init__(self, path: Path, lock_timeout: float = 60.0, progress: Progress = log.info):
         self.path = Path(path)
@@ -464,9 +543,19 @@ class DuckDBWarehouse(Warehouse):
 
     def _ensure_schema(self, conn) -> None:
         self._check_schema(conn)
-        conn.execute(_TABLES.format(wh="wh", text="VARCHAR", polls_key=""))
-        if fetch_value(conn, "SELECT count(*) FROM wh.schema_version") == 0:
-            conn.execute(f"INSERT INTO wh.schema_version VALUES ({SCHEMA_VERSION})")
+        keyed_by_id = fetch_value(conn, self.POLLS_KEYED_BY_ID_SQL.replace("{wh}", "wh"))
+        conn.begin()
+        try:
+            conn.execute(_tables_sql("wh", "VARCHAR"))
+            if keyed_by_id:
+                for sql in _store_keys_upgrade_sql("wh", "VARCHAR"):
+                    conn.execute(sql)
+            if fetch_value(conn, "SELECT count(*) FROM wh.schema_version") == 0:
+                conn.execute(f"INSERT INTO wh.schema_version VALUES ({SCHEMA_VERSION})")
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
 
     def _check_schema(self, conn) -> None:
         tables = {
@@ -529,10 +618,11 @@ class DuckDBWarehouse(Warehouse):
         return snapshot
 
 
-def _snapshot_query(sql: str, snapshot: Snapshot, stores: StoreRange = ALL_STORES) -> str:
+def _snapshot_query(sql: str, snapshot: Snapshot, stores: StoreRange | StoreSample = ALL_STORES) -> str:
     return (
         sql.replace("{load}", str(snapshot.load_id))
         .replace("{as_of}", sql_literal(snapshot.as_of))
+        .replace("{store_keys}", stores.key_condition())
         .replace("{stores}", stores.condition())
     )
 
@@ -556,6 +646,9 @@ def _commit(
     load_id = run("SELECT coalesce(max(load_id), 0) + 1 FROM {wh}.loads")[0][0]
     now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
     counts = {}
+    if staged.loaded(POLLS) and bounds is not None:
+        name, sql = STORE_KEYS_LOAD_SQL
+        counts[name] = run(sql)[0][0]
     if copy_polls is not None:
         counts["polls_added"] = copy_polls(load_id)
         bounds = None  # (no statement for the polls)
@@ -623,6 +716,7 @@ def _copy_to_postgres(duck: duckdb.DuckDBPyConnection, query: str, cur, target: 
 
 _PG_SCHEMA = "storemon"
 _STAGED_FOR_PG = {
+    "merged_store_ids": ("SELECT store_id FROM merged_store_ids", "store_id text"),
     "merged_polls": (
         "SELECT store_id, timestamp_utc, status FROM merged_polls",
         "store_id text, timestamp_utc timestamp, status text",
@@ -641,6 +735,10 @@ _STAGED_FOR_PG = {
 
 class PostgresWarehouse(Warehouse):
     kind = "postgres"
+    POLLS_KEYED_BY_ID_SQL = (
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = '{wh}' "
+        "AND table_name = 'raw_store_polls' AND column_name = 'store_id'"
+    )
 
     def __init__(self, url: str, progress: Progress = log.info):
         self.url = url
@@ -676,19 +774,15 @@ class PostgresWarehouse(Warehouse):
             # Byte order (collation "C"): as DuckDB sorts, and several times faster to index than a locale.
             # Time first: a load's polls, inserted in time order, then append to the key's index
             # instead of landing all over it, and the key alone serves every time-range lookup.
+            text, polls_key = 'text COLLATE "C"', ", PRIMARY KEY (timestamp_utc, store_key)"
             cur.execute(
-                _TABLES.format(
-                    wh=_PG_SCHEMA, text='text COLLATE "C"', polls_key=", PRIMARY KEY (timestamp_utc, store_id)"
-                )
+                _tables_sql(_PG_SCHEMA, text, polls_key, store_keys_key=", PRIMARY KEY (store_key), UNIQUE (store_id)")
             )
-            cur.execute(f"SELECT to_regclass('{_PG_SCHEMA}.raw_store_polls_time')")
-            if cur.fetchone()[0] is not None:
-                # A warehouse made before: its key was (store_id, timestamp_utc), beside a time index.
-                cur.execute(
-                    f"ALTER TABLE {_PG_SCHEMA}.raw_store_polls DROP CONSTRAINT raw_store_polls_pkey, "
-                    "ADD PRIMARY KEY (timestamp_utc, store_id); "
-                    f"DROP INDEX {_PG_SCHEMA}.raw_store_polls_time"
-                )
+            if self._run(cur, self.POLLS_KEYED_BY_ID_SQL)[0][0]:
+                for sql in _store_keys_upgrade_sql(_PG_SCHEMA, text, polls_key):
+                    cur.execute(sql)
+                # (The dropped table's key index took the name with it; the new one's follows its table.)
+                cur.execute(f"ALTER INDEX {_PG_SCHEMA}.raw_store_polls_keyed_pkey RENAME TO raw_store_polls_pkey")
             cur.execute(f"SELECT count(*) FROM {_PG_SCHEMA}.schema_version")
             if cur.fetchone()[0] == 0:
                 cur.execute(f"INSERT INTO {_PG_SCHEMA}.schema_version VALUES ({SCHEMA_VERSION})")
@@ -730,11 +824,25 @@ class PostgresWarehouse(Warehouse):
                     cur.execute(f"ANALYZE {table}")  # temp tables have no statistics until analyzed
 
                 def copy_polls(load_id: int) -> int:
+                    # The keys of the load's stores (all in store_keys by now), then its polls under them.
+                    keys = Path(scratch) / "keys.csv"
+                    with open(keys, "wb") as out:
+                        cur.copy_expert(
+                            f"COPY (SELECT k.store_key, k.store_id FROM {_PG_SCHEMA}.store_keys k "
+                            "JOIN merged_store_ids USING (store_id)) TO STDOUT WITH (FORMAT csv)",
+                            out,
+                        )
+                    staged.conn.execute(
+                        "CREATE OR REPLACE TEMP TABLE load_store_keys AS SELECT * FROM read_csv("
+                        f"'{keys}', header = false, columns = {{'store_key': 'INTEGER', 'store_id': 'VARCHAR'}}, "
+                        "auto_detect = false, quote = '\"', escape = '\"', strict_mode = true)"
+                    )
                     return _copy_to_postgres(
                         staged.conn,
-                        f"SELECT store_id, timestamp_utc, status, {int(load_id)} FROM merged_polls ORDER BY timestamp_utc",
+                        f"SELECT k.store_key, m.timestamp_utc, m.status, {int(load_id)} "
+                        "FROM merged_polls m JOIN load_store_keys k USING (store_id) ORDER BY m.timestamp_utc",
                         cur,
-                        f"{_PG_SCHEMA}.raw_store_polls (store_id, timestamp_utc, status, load_id)",
+                        f"{_PG_SCHEMA}.raw_store_polls (store_key, timestamp_utc, status, load_id)",
                         Path(scratch),
                     )
 

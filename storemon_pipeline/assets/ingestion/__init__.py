@@ -19,9 +19,9 @@ def _source_spec(name: str, description: str) -> dg.AssetSpec:
 
 raw_store_polls = _source_spec(
     "raw_store_polls",
-    "Store polls (store_id, timestamp_utc, status), appended from the status file. Idempotent on "
-    "(store_id, timestamp_utc); each row carries the id of the load that added it. An uncompressed "
-    "file that only grew is read from where the last load stopped.",
+    "Store polls (store_key, timestamp_utc, status), appended from the status file; store_keys gives "
+    "each store id its integer key. Idempotent on (store_id, timestamp_utc); each row carries the id "
+    "of the load that added it. An uncompressed file that only grew is read from where the last load stopped.",
 )
 raw_business_hours = _source_spec(
     "raw_business_hours", "Business hours in local time per weekday (0 = Monday), versioned by load."

@@ -41,4 +41,4 @@ SELECT store_id,
     CAST(open_last_day AS DECIMAL(18, 2)) - CAST(uptime_last_day AS DECIMAL(18, 2)) AS downtime_last_day,
     CAST(open_last_week AS DECIMAL(18, 2)) - CAST(uptime_last_week AS DECIMAL(18, 2)) AS downtime_last_week
 FROM rounded
-ORDER BY store_key;
+ORDER BY store_id;
