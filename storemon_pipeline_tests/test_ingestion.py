@@ -308,9 +308,7 @@ def test_duplicated_and_conflicting_rows(settings):
     statuses = {}
     for load_id in (1, 2):
         with report.ReportComputation(open_warehouse(settings), load_id=load_id) as run:
-            statuses[load_id] = run.value(
-                "SELECT status FROM report_polls WHERE timestamp_utc = '2023-01-24 09:00:00'"
-            )
+            statuses[load_id] = run.value("SELECT status FROM report_polls WHERE timestamp_utc = '2023-01-24 09:00:00'")
     assert statuses == {1: "active", 2: "inactive"}
 
 

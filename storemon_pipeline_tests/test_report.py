@@ -800,6 +800,39 @@ def report_in_shards(warehouse, as_of, shards: int, reports_dir: Path) -> bytes:
     return (reports_dir / f"shards-{shards}.csv").read_bytes()
 
 
+def test_stores_keyed_out_of_id_order_by_a_later_load_give_the_same_report(tmp_path, postgres_url):
+    """Store keys follow arrival: a second load whose stores' ids sort first gives them larger
+    keys. The report, whole or in store shards, is byte-identical to one from a single load."""
+    polls = pd.read_csv(SAMPLE / "store_status.csv.gz", dtype=str)
+    ids = sorted(polls["store_id"].unique())
+    late = polls["store_id"].isin(ids[: len(ids) // 2])
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("business_hours.csv", "timezones.csv"):
+        (source / name).write_bytes((SAMPLE / name).read_bytes())
+    reports = []
+    for index, (warehouse, loads) in enumerate(
+        (("duckdb", (polls,)), ("duckdb", (polls[~late], polls)), (postgres_url, (polls[~late], polls)))
+    ):
+        settings = Settings(home=tmp_path / f"home-{index}", source_dir=source, warehouse=warehouse)
+        for part in loads:
+            part.to_csv(source / "store_status.csv", index=False)
+            ingest.ingest(open_warehouse(settings), source, progress=lambda message: None)
+        keyed = [
+            store_id
+            for (store_id,) in open_warehouse(settings).query("SELECT store_id FROM {wh}.store_keys ORDER BY store_key")
+        ]
+        assert sorted(keyed) == ids and (keyed == ids) == (len(loads) == 1)
+        for shards in (1, 3):
+            report_in_shards(open_warehouse(settings), None, shards, settings.reports_dir)
+            # The report and each file beside it (incidents, daily, extended), in store order.
+            files = sorted(settings.reports_dir.glob(f"shards-{shards}.*csv"))
+            reports.append({path.name.split(".", 1)[1]: path.read_bytes() for path in files})
+    assert len(reports[0]) == 1 + len(report.REPORT_FILES)
+    assert all(other == reports[0] for other in reports[1:])
+    assert reports[0]["csv"].count(b"\n") == 1 + len(ids)
+
+
 def test_a_copy_whose_ids_a_spreadsheet_mangled_is_noticed(tmp_path):
     source = tmp_path / "sources"
     source.mkdir()
