@@ -338,12 +338,15 @@ def shards_table(results: dict) -> str:
 
 
 def plain_report(figures: dict) -> dict:
-    """The report step's figures with its time cut to the plain report's parts (the issue's
-    "three tables and the CSV"); the whole step's time is kept as all_outputs_seconds."""
+    """The report step's figures cut to the plain report's parts (the issue's "three tables
+    and the CSV"): their time, and the peak RSS when they were done; the whole step's are kept
+    as all_outputs_seconds and all_outputs_peak_rss_mb."""
     return {
         **figures,
         SECONDS: sum(figures[f"{part}_seconds"] for part in PLAIN_PARTS),
         "all_outputs_seconds": figures[SECONDS],
+        RSS_MB: figures["plain_peak_rss_mb"],
+        "all_outputs_peak_rss_mb": figures[RSS_MB],
     }
 
 
