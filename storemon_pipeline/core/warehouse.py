@@ -80,9 +80,6 @@ class StoreRange:
         bounds += [f"store_id < {sql_literal(self.end)}"] if self.end is not None else []
         return " AND ".join(bounds) or "TRUE"
 
-    def key_condition(self) -> str:
-        return key_condition(self.condition())
-
 
 ALL_STORES = StoreRange(index=0, count=1)
 
@@ -97,9 +94,6 @@ class StoreSample:
 
     def condition(self) -> str:
         return f"md5(store_id) < {sql_literal(self.threshold)}"
-
-    def key_condition(self) -> str:
-        return key_condition(self.condition())
 
 
 def key_condition(condition: str) -> str:
@@ -622,7 +616,7 @@ def _snapshot_query(sql: str, snapshot: Snapshot, stores: StoreRange | StoreSamp
     return (
         sql.replace("{load}", str(snapshot.load_id))
         .replace("{as_of}", sql_literal(snapshot.as_of))
-        .replace("{store_keys}", stores.key_condition())
+        .replace("{store_keys}", key_condition(stores.condition()))
         .replace("{stores}", stores.condition())
     )
 
@@ -712,6 +706,20 @@ def _copy_to_postgres(duck: duckdb.DuckDBPyConnection, query: str, cur, target: 
         cur.copy_expert(f"COPY {target} FROM STDIN WITH (FORMAT csv)", data)
     os.unlink(path)
     return cur.rowcount
+
+
+def _copy_from_postgres(cur, query: str, duck: duckdb.DuckDBPyConnection, table: str, columns: dict, scratch: Path):
+    """A Postgres query's rows COPYed out into a DuckDB table of ``columns`` (name: type)."""
+    path = scratch / f"{table}.csv"
+    with open(path, "wb") as out:
+        cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", out)
+    spec = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items()) + "}"
+    duck.execute(
+        f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_csv('{path}', header = false, "
+        f"columns = {spec}, auto_detect = false, quote = '\"', escape = '\"', "
+        "nullstr = '', allow_quoted_nulls = false, strict_mode = true)"
+    )
+    os.unlink(path)
 
 
 _PG_SCHEMA = "storemon"
@@ -825,17 +833,13 @@ class PostgresWarehouse(Warehouse):
 
                 def copy_polls(load_id: int) -> int:
                     # The keys of the load's stores (all in store_keys by now), then its polls under them.
-                    keys = Path(scratch) / "keys.csv"
-                    with open(keys, "wb") as out:
-                        cur.copy_expert(
-                            f"COPY (SELECT k.store_key, k.store_id FROM {_PG_SCHEMA}.store_keys k "
-                            "JOIN merged_store_ids USING (store_id)) TO STDOUT WITH (FORMAT csv)",
-                            out,
-                        )
-                    staged.conn.execute(
-                        "CREATE OR REPLACE TEMP TABLE load_store_keys AS SELECT * FROM read_csv("
-                        f"'{keys}', header = false, columns = {{'store_key': 'INTEGER', 'store_id': 'VARCHAR'}}, "
-                        "auto_detect = false, quote = '\"', escape = '\"', strict_mode = true)"
+                    _copy_from_postgres(
+                        cur,
+                        f"SELECT k.store_key, k.store_id FROM {_PG_SCHEMA}.store_keys k JOIN merged_store_ids USING (store_id)",
+                        staged.conn,
+                        "load_store_keys",
+                        SNAPSHOT_COLUMNS["store_keys"],
+                        Path(scratch),
                     )
                     return _copy_to_postgres(
                         staged.conn,
@@ -869,17 +873,8 @@ class PostgresWarehouse(Warehouse):
             snapshot = self._resolve_snapshot(lambda sql: self._run(cur, sql), load_id, as_of)
             with tempfile.TemporaryDirectory(prefix="storemon-snapshot-") as scratch:
                 for table, sql in SNAPSHOT_SQL.items():
-                    path = Path(scratch) / f"{table}.csv"
                     query = _snapshot_query(sql, snapshot, stores).replace("{wh}", _PG_SCHEMA)
-                    with open(path, "wb") as out:
-                        cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", out)
-                    columns = SNAPSHOT_COLUMNS[table]
-                    spec = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items()) + "}"
-                    conn.execute(
-                        f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_csv('{path}', header = false, "
-                        f"columns = {spec}, auto_detect = false, quote = '\"', escape = '\"', "
-                        "nullstr = '', allow_quoted_nulls = false, strict_mode = true)"
-                    )
+                    _copy_from_postgres(cur, query, conn, table, SNAPSHOT_COLUMNS[table], Path(scratch))
             pg.commit()
         try:
             prepare(snapshot)
