@@ -8,12 +8,18 @@
 --
 -- report_stores: store_key, store_id, tz (its zone; none given = America/Chicago),
 --                zone_key (a dense integer per zone), has_hours (false: open 24x7)
--- report_polls:  store_key, timestamp_utc, status (polls at or before as_of)
+-- report_polls:  store_key, timestamp_utc, status (polls at or before as_of; status an ENUM)
 -- report_hours:  store_key, day_of_week (0 = Monday), start_time_local, end_time_local
+-- A status as a one-byte enum, not a string: every later sort and window carries it.
+CREATE OR REPLACE TABLE report_polls AS
+SELECT p.store_key, p.timestamp_utc, CAST(p.status AS ENUM ('active', 'inactive')) AS status
+FROM raw_store_polls p, report_as_of
+WHERE p.timestamp_utc <= report_as_of.as_of;
+
 CREATE OR REPLACE TABLE report_stores AS
 WITH polled AS (
     SELECT k.store_key, k.store_id, coalesce(z.timezone_str, 'America/Chicago') AS tz
-    FROM (SELECT DISTINCT store_key FROM raw_store_polls, report_as_of WHERE timestamp_utc <= report_as_of.as_of) AS p
+    FROM (SELECT DISTINCT store_key FROM report_polls) AS p
     JOIN store_keys k USING (store_key)
     LEFT JOIN raw_store_timezones z USING (store_id)
 )
@@ -23,11 +29,6 @@ SELECT store_key,
        CAST(dense_rank() OVER (ORDER BY tz) AS INTEGER) AS zone_key,
        store_id IN (SELECT store_id FROM raw_business_hours) AS has_hours
 FROM polled;
-
-CREATE OR REPLACE TABLE report_polls AS
-SELECT p.store_key, p.timestamp_utc, p.status
-FROM raw_store_polls p, report_as_of
-WHERE p.timestamp_utc <= report_as_of.as_of;
 
 CREATE OR REPLACE TABLE report_hours AS
 SELECT s.store_key, h.day_of_week, h.start_time_local, h.end_time_local

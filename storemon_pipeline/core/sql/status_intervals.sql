@@ -9,13 +9,28 @@
 --                   store_incidents and interval_evidence.sql read it too
 -- status_intervals: store_key, start_utc, end_utc, status
 
--- (Intervals are merged, so the latest interval starting at or before a poll is the only one
--- that can hold it.)
+-- A poll is in hours if one of its store's business intervals holds it (intervals are merged,
+-- so at most one does). An interval is listed under each UTC date it touches, so a hash join
+-- on (store, date) finds the one or two that can hold a poll without sorting the polls, as an
+-- ASOF join would. An interval longer than a month (a store open round the clock with older
+-- polls; a few per store at most) would list a date per day of history: it is joined on its
+-- store alone.
 CREATE OR REPLACE TABLE evidence_polls AS
+WITH hours_by_date AS (
+    SELECT store_key, start_utc, end_utc,
+           unnest(range(CAST(start_utc AS DATE), CAST(end_utc - INTERVAL 1 MICROSECOND AS DATE) + 1, INTERVAL 1 DAY)) AS utc_date
+    FROM localized_business_hours
+    WHERE end_utc - start_utc <= INTERVAL 31 DAY
+)
 SELECT p.store_key, p.timestamp_utc, p.status
 FROM report_polls p
-ASOF JOIN localized_business_hours b ON p.store_key = b.store_key AND p.timestamp_utc >= b.start_utc
-WHERE p.timestamp_utc < b.end_utc;
+JOIN hours_by_date b ON p.store_key = b.store_key AND CAST(p.timestamp_utc AS DATE) = b.utc_date
+WHERE p.timestamp_utc >= b.start_utc AND p.timestamp_utc < b.end_utc
+UNION ALL
+SELECT p.store_key, p.timestamp_utc, p.status
+FROM report_polls p
+JOIN localized_business_hours b ON p.store_key = b.store_key
+WHERE b.end_utc - b.start_utc > INTERVAL 31 DAY AND p.timestamp_utc >= b.start_utc AND p.timestamp_utc < b.end_utc;
 
 -- (Two polls of a store at the same instant never reach this table: ingestion keeps one
 -- per (store_id, timestamp_utc), inactive if they disagree; no_duplicate_poll_keys checks it.)
