@@ -190,6 +190,17 @@ def test_one_store_of_a_report_with_its_days_and_incidents(server):
     assert formula.status_code == 400 and "formula" in formula.json()["error"]
     assert get(store_id, "not-a-run").status_code == 400
 
+    # A report written by an older version, without the per-store files: a 404 that says so.
+    daily = report_file_path(server.paths.reports_dir, report_id, "daily")
+    hidden = daily.with_name(daily.name + ".hidden")
+    daily.rename(hidden)
+    try:
+        older = get(store_id)
+    finally:
+        hidden.rename(daily)
+    assert older.status_code == 404 and "older version" in older.json()["error"] and daily.name in older.json()["error"]
+    assert get(store_id).status_code == 200
+
 
 REPORT_METADATA_QUERY = """
 query ($runId: ID!) {

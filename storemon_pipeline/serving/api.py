@@ -38,6 +38,7 @@ from storemon_pipeline.core.settings import Settings, is_local, report_file_path
 from storemon_pipeline.serving.report_runs import (
     DagsterUnavailable,
     InvalidReportId,
+    NoStoreDetail,
     ReportRuns,
     ReportState,
     UnknownReport,
@@ -184,7 +185,7 @@ def create_app(report_runs: ReportRuns, settings: Settings | None = None) -> Sta
               its true uptime; polls; unobserved business time; as in the extended CSV).
             content: {application/json: {schema: {type: object}}}
           400: {description: "report_id or store_id is malformed", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
-          404: {description: "No report run has this id, or the store is not in it", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+          404: {description: "No report run has this id, the store is not in it, or an older version made the report without per-store files", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
           409: {description: "The report is Running or Failed (its status in the body)", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
           503: {description: "Dagster is not reachable", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         """
@@ -200,7 +201,7 @@ def create_app(report_runs: ReportRuns, settings: Settings | None = None) -> Sta
             return JSONResponse(report_runs.store(run, store_id))
         except InvalidReportId as error:
             return _error(400, str(error))
-        except (UnknownReport, UnknownStore) as error:
+        except (UnknownReport, UnknownStore, NoStoreDetail) as error:
             return _error(404, str(error), report_id=report_id)
         except DagsterUnavailable as error:
             return _error(503, str(error))

@@ -103,6 +103,10 @@ class UnknownStore(Exception):
     """The store is not in the report."""
 
 
+class NoStoreDetail(Exception):
+    """The report has no per-store files: an older storemon wrote it."""
+
+
 def store_rows(path: Path, store_id: str) -> list[dict]:
     """One store's rows of a report CSV (sorted by store_id in byte order), numbers as numbers
     and empty fields as None; the file is read up to just past the store."""
@@ -264,6 +268,15 @@ class ReportRuns:
 
     def store(self, run: ReportRun, store_id: str) -> dict:
         """One store of a complete report: its row, its 7 local dates and its incidents."""
+        details = [report_record_path(self.reports_dir, run.report_id)] + [
+            report_file_path(self.reports_dir, run.report_id, name) for name in ("daily", "incidents", "extended")
+        ]
+        missing = [path.name for path in details if not path.exists()]
+        if missing:
+            raise NoStoreDetail(
+                f"report {run.report_id} has no per-store detail (an older version made it, without "
+                f"{', '.join(missing)}); its CSV is at /get_report"
+            )
         (row,) = store_rows(run.path, store_id) or [None]
         if row is None:
             raise UnknownStore(f"store {store_id!r} is not in report {run.report_id}")
