@@ -532,6 +532,37 @@ def test_a_dead_webserver_is_restarted_and_the_api_answers_503_meanwhile(server)
     assert server.wait_for_report(triggered.json()["report_id"]).headers["X-Report-Status"] == "Complete"
 
 
+def test_a_dead_code_server_is_restarted_and_reports_are_triggered_again(server):
+    """The code server (the gRPC process that holds the definitions and forks the runs) is
+    killed: storemon restarts it, a trigger meanwhile is refused with 503 and a sentence (not
+    Dagster's exception), and once it is back a triggered report completes."""
+    import requests
+
+    if server.paths.warehouse != "duckdb":
+        pytest.skip("the code server does not depend on the warehouse: one of them suffices")
+    server.wait_until_idle()
+    code_server = next(
+        int(proc.name)
+        for proc in Path("/proc").iterdir()
+        if proc.name.isdigit()
+        and b"storemon_pipeline.serving.code_server" in _cmdline(proc)
+        and str(server.paths.code_server_socket).encode() in _cmdline(proc)
+    )
+    os.kill(code_server, signal.SIGKILL)
+    refused = requests.post(f"{server.api}/trigger_report", timeout=60)
+    deadline = time.monotonic() + 180
+    assert refused.status_code == 503, refused.text
+    assert "cannot reach the code server" in refused.json()["error"] and "Error" not in refused.json()["error"]
+    while "storemon: code-server restarted" not in server.output:
+        assert time.monotonic() < deadline, server.output
+        time.sleep(0.5)
+    assert "storemon: code-server exited with code -9" in server.output
+    while (triggered := requests.post(f"{server.api}/trigger_report", timeout=60)).status_code != 200:
+        assert time.monotonic() < deadline, triggered.text
+        time.sleep(1)
+    assert server.wait_for_report(triggered.json()["report_id"]).headers["X-Report-Status"] == "Complete"
+
+
 def _cmdline(proc: Path) -> bytes:
     try:
         return (proc / "cmdline").read_bytes()

@@ -209,6 +209,11 @@ class ReportRuns:
             # (the client says only this, with the query text, when the server does not answer)
             if "Exception occured during execution of query" in str(error) or "connect" in str(error).lower():
                 raise self._unavailable() from error
+            if "DagsterUserCodeUnreachableError" in str(error):
+                raise DagsterUnavailable(
+                    f"Dagster at {self.url} cannot reach the code server that holds {REPORT_JOB_NAME}; "
+                    "storemon restarts it: try again in a few seconds"
+                ) from error
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise DagsterUnavailable(f"Dagster at {self.url} did not launch {REPORT_JOB_NAME}: {first_line}") from error
 
