@@ -124,10 +124,10 @@ def store_rows(path: Path, store_id: str) -> list[dict]:
 WINDOWS = ("hour", "day", "week")
 
 
-def _intervals(run: ReportRun, store_id: str, reports_dir: Path) -> dict:
+def _intervals(extended: Path, store_id: str) -> dict:
     """The store's evidence per window, from the extended CSV: the 90 % interval for its true
     uptime, its in-hours polls and its unobserved business time (the window's unit)."""
-    (row,) = store_rows(report_file_path(reports_dir, run.report_id, "extended"), store_id)
+    (row,) = store_rows(extended, store_id)
     return {
         window: {
             "uptime_lo": row[f"uptime_last_{window}_lo"],
@@ -273,10 +273,9 @@ class ReportRuns:
 
     def store(self, run: ReportRun, store_id: str) -> dict:
         """One store of a complete report: its row, its 7 local dates and its incidents."""
-        details = [report_record_path(self.reports_dir, run.report_id)] + [
-            report_file_path(self.reports_dir, run.report_id, name) for name in ("daily", "incidents", "extended")
-        ]
-        missing = [path.name for path in details if not path.exists()]
+        record_path = report_record_path(self.reports_dir, run.report_id)
+        files = {name: report_file_path(self.reports_dir, run.report_id, name) for name in REPORT_FILE_NAMES}
+        missing = [path.name for path in (record_path, *files.values()) if not path.exists()]
         if missing:
             raise NoStoreDetail(
                 f"report {run.report_id} has no per-store detail (an older version made it, without "
@@ -285,7 +284,7 @@ class ReportRuns:
         (row,) = store_rows(run.path, store_id) or [None]
         if row is None:
             raise UnknownStore(f"store {store_id!r} is not in report {run.report_id}")
-        record = json.loads(report_record_path(self.reports_dir, run.report_id).read_text())
+        record = json.loads(record_path.read_text())
         return {
             "report_id": run.report_id,
             "store_id": store_id,
@@ -294,11 +293,11 @@ class ReportRuns:
             **{
                 name: [
                     {key: value for key, value in found.items() if key != "store_id"}
-                    for found in store_rows(report_file_path(self.reports_dir, run.report_id, name), store_id)
+                    for found in store_rows(files[name], store_id)
                 ]
                 for name in ("daily", "incidents")
             },
-            "intervals": _intervals(run, store_id, self.reports_dir),
+            "intervals": _intervals(files["extended"], store_id),
         }
 
     def _remove_orphaned_files(self, report_id: str) -> None:
