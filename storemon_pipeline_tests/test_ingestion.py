@@ -212,6 +212,7 @@ def test_bad_polls_are_rejected_and_good_ones_kept(settings):
                 ",active,2023-01-24 12:00:00 UTC",  # no store
                 "1,active,2023-01-24 13:00:00 UTC,extra",  # too many fields
                 "1,active,2999-01-01 00:00:00 UTC",  # from the future
+                "1,active,2023-01-24 14:00:00+05 UTC",  # an offset and UTC: which one?
             ],
         ),
     )
@@ -222,16 +223,17 @@ def test_bad_polls_are_rejected_and_good_ones_kept(settings):
         ("2023-01-24 11:00:00.25", "active"),
     ]
     reasons = rejected(settings, "store_status")
-    assert [line for line, _ in reasons] == [3, 5, 6, 7, 8]
+    assert [line for line, _ in reasons] == [3, 5, 6, 7, 8, 9]
     assert "status is not active or inactive (got 'offline')" in reasons[0][1]
     assert "timestamp_utc is not a timestamp" in reasons[1][1] and "'yesterday'" in reasons[1][1]
     assert "store_id is empty" in reasons[2][1]
     assert "expected 3 fields, saw 4" in reasons[3][1]
     assert reasons[4][1] == "timestamp_utc is more than 10 minutes in the future (got '2999-01-01 00:00:00 UTC')"
+    assert "timestamp_utc is not a timestamp" in reasons[5][1]
     checks = {(c.asset_key.to_user_string(), c.check_name): c for c in result.get_asset_check_evaluations()}
     warn = checks[("raw_store_polls", "no_rejected_rows")]
     assert not warn.passed and warn.severity.value == "WARN"
-    assert warn.metadata["rejected_rows"].value == 5
+    assert warn.metadata["rejected_rows"].value == 6
 
 
 def test_bad_hours_and_zones_are_rejected_and_good_ones_kept(settings):
@@ -477,7 +479,8 @@ def test_the_public_hours_and_zones_load_without_rejections(tmp_path):
 # --- the line reader: every line keeps its number; a broken line costs only itself ----------
 
 # Lines built so that what each must become is known by construction (the oracle): a row of
-# three fields (each plain or wholly quoted), a blank line, or a line that must be rejected.
+# two fields (each plain or wholly quoted), a blank line, or a line that must be rejected.
+# (A time-zone row, whose checked table keeps both fields as text.)
 _PLAIN = st.text(alphabet="abcXYZ019:.- Zü€", max_size=10).map(str.strip).filter(lambda t: t and t[0] not in "=+-@")
 _QUOTED_TEXT = st.text(alphabet='ab, "', min_size=1, max_size=6).filter(lambda t: t.strip(" ,"))
 
@@ -485,22 +488,24 @@ _QUOTED_TEXT = st.text(alphabet='ab, "', min_size=1, max_size=6).filter(lambda t
 @st.composite
 def _line(draw):
     kind = draw(st.sampled_from(["row", "quoted_row", "blank", "short", "long", "unterminated", "not_utf8"]))
-    values = [draw(_PLAIN) for _ in range(3)]
+    values = [draw(_PLAIN) for _ in range(2)]
     if kind == "row":
         return kind, ",".join(values).encode(), values
     if kind == "quoted_row":
-        values[1] = draw(_QUOTED_TEXT)
-        quoted = '"' + values[1].replace('"', '""') + '"'
-        return kind, f"{values[0]},{quoted},{values[2]}".encode(), [values[0], values[1].strip(), values[2]]
+        quoted = draw(st.sampled_from([0, 1]))
+        text = draw(_QUOTED_TEXT)
+        fields = list(values)
+        fields[quoted], values[quoted] = '"' + text.replace('"', '""') + '"', text.strip()
+        return kind, ",".join(fields).encode(), values
     if kind == "blank":
         return kind, draw(st.sampled_from([b"", b"   ", b",,", b" , ,"])), None
     if kind == "short":
-        return kind, ",".join(values[:2]).encode(), None
+        return kind, values[0].encode(), None
     if kind == "long":
         return kind, ",".join([*values, "extra"]).encode(), None
     if kind == "unterminated":
-        return kind, f'{values[0]},"{values[1]},{values[2]}'.encode(), None
-    return kind, values[0].encode() + b"\xff\xfe," + ",".join(values[1:]).encode(), None
+        return kind, f'{values[0]},"{values[1]}'.encode(), None
+    return kind, values[0].encode() + b"\xff\xfe," + values[1].encode(), None
 
 
 @hypothesis_settings(max_examples=120, deadline=None)
@@ -522,25 +527,25 @@ def test_every_line_is_read_with_its_number_and_a_broken_one_costs_only_itself(
 
     folder = tmp_path_factory.mktemp("lines")
     end = b"\r\n" if crlf else b"\n"
-    data = end.join([b"store_id,status,timestamp_utc", *(raw for _, raw, _ in lines)]) + (end if final_newline else b"")
-    path = folder / ("store_status.csv.gz" if gzip_file else "store_status.csv")
+    data = end.join([b"store_id,timezone_str", *(raw for _, raw, _ in lines)]) + (end if final_newline else b"")
+    path = folder / ("timezones.csv.gz" if gzip_file else "timezones.csv")
     path.write_bytes(gzip.compress(data) if gzip_file else data)
     # A plain file's last line with no newline yet is still being written: it waits.
     # (An empty last line with no newline is no line at all.)
     counted = lines if final_newline or (gzip_file and lines[-1][1]) else lines[:-1]
     with configure(duckdb.connect()) as conn:
         conn.execute(ingest.STAGE_SQL)
-        header = sources.read_header(path, sources.STORE_STATUS)
-        read = sources.read_lines(conn, path, header, header.data_offset, 2, "polls_lines")
-        validation.check_lines(conn, sources.STORE_STATUS, header, read.table, "valid", str(path))
-        # The rows as split, before the poll rules (these values are not statuses or timestamps).
+        header = sources.read_header(path, sources.TIMEZONES)
+        read = sources.read_lines(conn, path, header, header.data_offset, 2, "zones_lines")
+        validation.check_lines(conn, sources.TIMEZONES, header, read.table, "checked_zones", str(path))
+        # The rows as split, before the zone rules (these values are not time zones).
         rows = conn.execute(
-            "SELECT line_number, store_id, status, timestamp_utc FROM checked_lines WHERE malformed IS NULL ORDER BY 1"
+            "SELECT line_number, store_id, timezone_str FROM checked_zones WHERE malformed IS NULL ORDER BY 1"
         ).fetchall()
         broken = [
             row[0]
             for row in conn.execute(
-                "SELECT line_number FROM checked_lines WHERE malformed IS NOT NULL ORDER BY 1"
+                "SELECT line_number FROM checked_zones WHERE malformed IS NOT NULL ORDER BY 1"
             ).fetchall()
         ]
     expected_rows = [

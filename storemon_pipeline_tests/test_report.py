@@ -36,7 +36,10 @@ def load(conn, polls, hours=(), zones=None) -> None:
     merge (one row per store and instant), hours and zones as given (parsing is tested on
     its own)."""
     conn.execute(ingest.STAGE_SQL)
-    conn.executemany("INSERT INTO staged_polls VALUES (?, ?, ?, 0)", [list(p) for p in polls])
+    conn.executemany(
+        "INSERT INTO checked_polls (store_id, timestamp_utc, status, line_number, reason) VALUES (?, ?, ?, 0, '')",
+        [list(p) for p in polls],
+    )
     ingest.merge_staged_polls(conn, ingest.IngestResult(source="test"))
     report.key_polls(conn, "merged_polls")
     conn.execute(

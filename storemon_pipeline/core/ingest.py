@@ -30,7 +30,13 @@ POLLS, HOURS, ZONES = "store_status", "business_hours", "timezones"
 REJECTION_PREVIEW_ROWS = 10
 
 STAGE_SQL = """
-CREATE TABLE staged_polls (store_id VARCHAR, timestamp_utc TIMESTAMP, status VARCHAR, line_number BIGINT);
+-- Every poll row read, checked (validation.check_lines); reason is '' for a good one.
+CREATE TABLE checked_polls (
+    line_number BIGINT, store_id VARCHAR, status VARCHAR, timestamp_utc TIMESTAMP,
+    malformed VARCHAR, reason VARCHAR, raw_values VARCHAR
+);
+CREATE VIEW staged_polls AS
+SELECT store_id, timestamp_utc, status, line_number FROM checked_polls WHERE reason = '';
 CREATE TABLE merged_polls (
     store_id VARCHAR, timestamp_utc TIMESTAMP, status VARCHAR, copies BIGINT, conflicting BOOLEAN
 );
@@ -160,14 +166,14 @@ def _stage_hours_and_zones(
 
 
 def _read_and_check(
-    conn, spec: sources.SourceSpec, path: Path, header: sources.Header, start_offset: int, first_line: int, valid: str
+    conn, spec: sources.SourceSpec, path: Path, header: sources.Header, start_offset: int, first_line: int, checked: str
 ) -> tuple[IngestResult, sources.LinesRead]:
-    """Read a file's lines from ``start_offset``, check them, and keep the good rows in ``valid``."""
+    """Read a file's lines from ``start_offset`` and check them into the table ``checked``."""
     lines = sources.read_lines(conn, path, header, start_offset, first_line, table=f"{spec.name}_lines")
-    checked = validation.check_lines(conn, spec, header, lines.table, valid, str(path))
+    counts = validation.check_lines(conn, spec, header, lines.table, checked, str(path))
     sources.drop_lines(conn, lines.table)
     result = IngestResult(
-        source=spec.name, source_file=str(path), rows_read=checked.rows_read, rows_rejected=checked.rows_rejected
+        source=spec.name, source_file=str(path), rows_read=counts.rows_read, rows_rejected=counts.rows_rejected
     )
     if lines.damage:
         result.warnings.append(lines.damage)
@@ -207,16 +213,18 @@ def _stage_polls(
     spec = sources.STORE_STATUS
     result = IngestResult(source=POLLS, source_file=", ".join(str(path) for path in paths), mode="full")
     after = None
-    for path in paths:
+    for index, path in enumerate(paths):
         header = sources.read_header(path, spec)
         start_offset, first_line, mode = _resume_point(path, header, seen if len(paths) == 1 else None)
-        part, lines = _read_and_check(conn, spec, path, header, start_offset, first_line, "valid_polls")
+        # The first file's checked rows are the table staged_polls shows; later files' are appended.
+        checked = "checked_polls" if index == 0 else "checked_polls_part"
+        part, lines = _read_and_check(conn, spec, path, header, start_offset, first_line, checked)
         if mode == "full" and part.rows_read == 0:
             raise _no_data_rows(path, spec)
-        conn.execute(
-            "INSERT INTO staged_polls SELECT store_id, parsed_timestamp, lower(status), line_number FROM valid_polls"
-        )
-        validation.drop_checked(conn, "valid_polls")
+        if index > 0:
+            conn.execute(
+                "INSERT INTO checked_polls BY NAME SELECT * FROM checked_polls_part; DROP TABLE checked_polls_part"
+            )
         result.mode = mode
         result.rows_read += part.rows_read
         result.rows_rejected += part.rows_rejected
@@ -273,31 +281,31 @@ def _group_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) -
 # warehouse keeps the versions (which load added and which retired each row).
 
 
-def _read_whole(conn, spec: sources.SourceSpec, path: Path, valid: str) -> IngestResult:
+def _read_whole(conn, spec: sources.SourceSpec, path: Path, checked: str) -> IngestResult:
     header = sources.read_header(path, spec)
-    result, _ = _read_and_check(conn, spec, path, header, header.data_offset, 2, valid)
+    result, _ = _read_and_check(conn, spec, path, header, header.data_offset, 2, checked)
     if result.rows_read == 0:
         raise _no_data_rows(path, spec)
     return result
 
 
 def _stage_hours(conn, path: Path) -> IngestResult:
-    result = _read_whole(conn, sources.BUSINESS_HOURS, path, "valid_hours")
+    result = _read_whole(conn, sources.BUSINESS_HOURS, path, "checked_hours")
     # Exact duplicates say nothing new: the hours of a day are a union.
     conn.execute(
         """
         INSERT INTO staged_hours
-        SELECT DISTINCT store_id, parsed_day, CAST(start_time_local AS TIME), CAST(end_time_local AS TIME)
-        FROM valid_hours ORDER BY ALL
+        SELECT DISTINCT store_id, day_of_week, start_time_local, end_time_local
+        FROM checked_hours WHERE reason = '' ORDER BY ALL
         """
     )
-    valid_rows = fetch_value(conn, "SELECT count(*) FROM valid_hours")
+    valid_rows = result.rows_read - result.rows_rejected
     # A store whose every hours row was rejected would silently count as open 24x7.
     lost = [
         row[0]
         for row in conn.execute(
-            "SELECT DISTINCT store_id FROM checked_lines WHERE reason <> '' AND coalesce(store_id, '') <> '' "
-            "AND store_id NOT IN (SELECT store_id FROM valid_hours) ORDER BY 1"
+            "SELECT DISTINCT store_id FROM checked_hours WHERE reason <> '' AND coalesce(store_id, '') <> '' "
+            "AND store_id NOT IN (SELECT store_id FROM checked_hours WHERE reason = '') ORDER BY 1"
         ).fetchall()
     ]
     if lost:
@@ -306,7 +314,7 @@ def _stage_hours(conn, path: Path) -> IngestResult:
             f"{len(lost):,} store(s) lost every business-hours row to rejection and count as open 24x7 "
             f"until their rows are fixed: {shown}"
         )
-    validation.drop_checked(conn, "valid_hours")
+    conn.execute("DROP TABLE checked_hours")
     result.total_rows = fetch_value(conn, "SELECT count(*) FROM staged_hours")
     result.duplicate_rows = valid_rows - result.total_rows
     return result
@@ -319,7 +327,7 @@ ZONE_CONFLICTS_SQL = [
     CREATE OR REPLACE TEMP TABLE zone_lines AS
     SELECT store_id, timezone_str, line_number,
            first_value(timezone_str) OVER w AS kept_zone, first_value(line_number) OVER w AS kept_line
-    FROM valid_zones WINDOW w AS (PARTITION BY store_id ORDER BY line_number)
+    FROM checked_zones WHERE reason = '' WINDOW w AS (PARTITION BY store_id ORDER BY line_number)
     """,
     """
     INSERT INTO staged_rejections
@@ -333,7 +341,7 @@ ZONE_CONFLICTS_SQL = [
 
 
 def _stage_zones(conn, path: Path) -> IngestResult:
-    result = _read_whole(conn, sources.TIMEZONES, path, "valid_zones")
+    result = _read_whole(conn, sources.TIMEZONES, path, "checked_zones")
     for sql in ZONE_CONFLICTS_SQL:
         conn.execute(sql, {"source_file": result.source_file} if "$source_file" in sql else None)
     result.duplicate_rows, result.conflicting_rows = fetch_row(
@@ -343,8 +351,7 @@ def _stage_zones(conn, path: Path) -> IngestResult:
     )
     result.rows_rejected += result.conflicting_rows
     result.total_rows = fetch_value(conn, "SELECT count(*) FROM staged_zones")
-    conn.execute("DROP TABLE zone_lines")
-    validation.drop_checked(conn, "valid_zones")
+    conn.execute("DROP TABLE zone_lines; DROP TABLE checked_zones")
     return result
 
 

@@ -49,11 +49,17 @@ class Rule:
 
 STORE_ID_RULES = [
     Rule("store_id", "store_id = ''", STORE_ID_PROBLEMS["empty"]),
-    Rule("store_id", f"length(store_id) > {STORE_ID_MAX_CHARACTERS}", STORE_ID_PROBLEMS["long"]),
-    # A spreadsheet would run such an id as a formula when someone opens a report.
+    # (bytes bound characters from above, and strlen needs no pass over the text)
     Rule(
         "store_id",
-        f"left(store_id, 1) IN ({', '.join(repr(start) for start in FORMULA_STARTS)})",
+        f"strlen(store_id) > {STORE_ID_MAX_CHARACTERS} AND length(store_id) > {STORE_ID_MAX_CHARACTERS}",
+        STORE_ID_PROBLEMS["long"],
+    ),
+    # A spreadsheet would run such an id as a formula when someone opens a report. (Each of
+    # these characters sorts before 'A': the comparison spares most ids the substring.)
+    Rule(
+        "store_id",
+        f"store_id < 'A' AND left(store_id, 1) IN ({', '.join(repr(start) for start in FORMULA_STARTS)})",
         STORE_ID_PROBLEMS["formula"],
     ),
     # Ids that differ only by an invisible character would look the same wherever shown.
@@ -62,7 +68,8 @@ STORE_ID_RULES = [
 ]
 POLL_RULES = [
     *STORE_ID_RULES,
-    Rule("status", f"lower(status) NOT IN {STATUSES}", "is not active or inactive"),
+    # (lower() only for a status not already written in lower case)
+    Rule("status", f"status NOT IN {STATUSES} AND lower(status) NOT IN {STATUSES}", "is not active or inactive"),
     Rule("timestamp_utc", "parsed_timestamp IS NULL", "is not a timestamp like 2023-01-22 12:09:39.388884 UTC"),
     # A poll from the future is a broken clock or a broken row: it would become every
     # report's as_of. A little skew between the poller's clock and this one is tolerated.
@@ -85,12 +92,13 @@ ZONE_RULES = [
     ),
 ]
 
-# Parsed columns each source's rules and staging use, from the trimmed text columns.
+# Parsed columns each source's rules use, from the trimmed text columns.
 PARSED = {
     "store_status": {
-        # Both dataset versions: "2023-01-22 12:09:39.388884 UTC" (the plain cast is half the
+        # Both dataset versions: "2023-01-22 12:09:39.388884 UTC" (the plain cast, which
+        # takes the UTC suffix and refuses any other zone or offset beside it, is half the
         # cost) and ISO 8601 with an offset (only TIMESTAMPTZ applies the offset).
-        "parsed_timestamp": """CASE WHEN ends_with(timestamp_utc, ' UTC') THEN TRY_CAST(left(timestamp_utc, -4) AS TIMESTAMP)
+        "parsed_timestamp": """CASE WHEN ends_with(timestamp_utc, ' UTC') THEN TRY_CAST(timestamp_utc AS TIMESTAMP)
                  ELSE CAST(CASE WHEN isfinite(TRY_CAST(timestamp_utc AS TIMESTAMPTZ))
                                 THEN TRY_CAST(timestamp_utc AS TIMESTAMPTZ) END AS TIMESTAMP) END""",
     },
@@ -100,6 +108,18 @@ PARSED = {
     "timezones": {},
 }
 RULES = {"store_status": POLL_RULES, "business_hours": HOURS_RULES, "timezones": ZONE_RULES}
+# What each source's checked table keeps of a row, as staged: only typed values, so the
+# text they were parsed from is not copied.
+STAGED = {
+    "store_status": {"store_id": "store_id", "status": "lower(status)", "timestamp_utc": "parsed_timestamp"},
+    "business_hours": {
+        "store_id": "store_id",
+        "day_of_week": "parsed_day",
+        "start_time_local": "TRY_CAST(start_time_local AS TIME)",
+        "end_time_local": "TRY_CAST(end_time_local AS TIME)",
+    },
+    "timezones": {"store_id": "store_id", "timezone_str": "timezone_str"},
+}
 
 # A line whose quotes do not make CSV fields: every field plain (no quote) or wholly quoted.
 _FIELDS = r'(?:\s*(?:"(?:[^"]|"")*"|[^,"]*)\s*,)*'
@@ -120,11 +140,11 @@ class Checked:
 
 
 def check_lines(
-    conn: duckdb.DuckDBPyConnection, spec: SourceSpec, header: Header, lines: str, valid: str, source_file: str
+    conn: duckdb.DuckDBPyConnection, spec: SourceSpec, header: Header, lines: str, checked: str, source_file: str
 ) -> Checked:
-    """Split ``lines`` into fields, check every rule, and show the rows that pass as the view
-    ``valid`` (text columns trimmed, parsed_* columns typed, line_number; drop it with
-    ``drop_checked``); rejected lines go to ``staged_rejections``."""
+    """Split ``lines`` into fields and check every rule. Every row goes to the table
+    ``checked``: line_number, the STAGED columns, malformed, and reason ('' for a row that
+    passes); rejected lines also go to ``staged_rejections``."""
     width = len(header.names)
     if spec.name == "timezones":
         _register_timezone_names(conn)
@@ -134,11 +154,11 @@ def check_lines(
         f"CASE WHEN {rule.broken} THEN '{rule.column} {rule.problem} (got ' || {_shown(rule.column)} || ')' END"
         for rule in RULES[spec.name]
     )
-    kept_columns = ", ".join([*header.columns, *PARSED[spec.name]])
+    staged = ", ".join(f"{sql} AS {name}" for name, sql in STAGED[spec.name].items())
     broken = " OR ".join(f"coalesce({rule.broken}, false)" for rule in RULES[spec.name])
     conn.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE checked_lines AS
+        CREATE OR REPLACE TABLE {checked} AS
         WITH split AS (
             SELECT line_number, line, reason AS unreadable, raw_values AS unreadable_values,
                    CASE WHEN NOT contains(line, '"') THEN string_split(line, ',')
@@ -147,10 +167,10 @@ def check_lines(
                             lambda f: CASE WHEN starts_with(f, '"') THEN replace(f[2:-2], '""', '"') ELSE f END)
                    END AS fields
             FROM {lines}
-            -- A blank line (or one of only commas) carries no data: it is not a row. (The
-            -- first character rules out most lines before the regular expression has to.)
-            WHERE reason IS NOT NULL
-               OR (line <> '' AND NOT (left(line, 1) IN (' ', ',', chr(9), chr(13)) AND regexp_full_match(line, '[\\s,]*')))
+            -- A blank line (or one of only commas) carries no data: it is not a row. (Every
+            -- character of such a line sorts before '-': most lines are ruled out by that
+            -- comparison before the regular expression has to run.)
+            WHERE reason IS NOT NULL OR (line <> '' AND NOT (line < '-' AND regexp_full_match(line, '[\\s,]*')))
         ),
         shaped AS (
             SELECT line_number, line, unreadable_values,
@@ -174,7 +194,7 @@ def check_lines(
                            WHEN {broken} THEN concat_ws('; ', {reasons}) ELSE '' END AS reason
             FROM typed
         )
-        SELECT line_number, {kept_columns}, malformed, reason,
+        SELECT line_number, {staged}, malformed, reason,
                CASE WHEN reason <> '' THEN coalesce(unreadable_values, left(line, {SHOWN_CHARACTERS})) END AS raw_values
         FROM judged
         """
@@ -183,21 +203,12 @@ def check_lines(
         f"""
         INSERT INTO staged_rejections
         SELECT '{spec.name}', ?, line_number, reason, raw_values
-        FROM checked_lines WHERE reason <> '' ORDER BY line_number
+        FROM {checked} WHERE reason <> '' ORDER BY line_number
         """,
         [source_file],
     )
-    conn.execute(
-        f"CREATE OR REPLACE TEMP VIEW {valid} AS SELECT {kept_columns}, line_number FROM checked_lines WHERE reason = ''"
-    )
-    rows_read, rows_rejected = fetch_row(
-        conn, "SELECT count(*), count(*) FILTER (WHERE reason <> '') FROM checked_lines"
-    )
+    rows_read, rows_rejected = fetch_row(conn, f"SELECT count(*), count(*) FILTER (WHERE reason <> '') FROM {checked}")
     return Checked(rows_read=rows_read, rows_rejected=rows_rejected)
-
-
-def drop_checked(conn: duckdb.DuckDBPyConnection, valid: str) -> None:
-    conn.execute(f"DROP VIEW {valid}; DROP TABLE checked_lines")
 
 
 def _register_timezone_names(conn: duckdb.DuckDBPyConnection) -> None:
