@@ -271,6 +271,33 @@ def test_bad_hours_and_zones_are_rejected_and_good_ones_kept(settings):
     ]
 
 
+@pytest.mark.parametrize("file_order", ["time", "reversed"])
+def test_polls_are_stored_in_time_order_whatever_order_their_file_has(settings, monkeypatch, file_order):
+    # Blocks of 4 lines here: a reversed file's blocks run backwards in time, and only a file
+    # whose blocks come in time order is stored as it comes.
+    monkeypatch.setattr(ingest, "TIME_ORDER_BLOCK_ROWS", 4)
+    rows = [
+        f"{store},active,2023-01-25 {hour:02d}:{minute:02d}:00 UTC"
+        for hour in range(6)
+        for store, minute in (("1", 5), ("2", 10))
+    ]
+    write_text(
+        settings.source_dir / "store_status.csv", csv_text(POLLS_HEADER, rows if file_order == "time" else rows[::-1])
+    )
+    warehouse = open_warehouse(settings)
+    staged = ingest.stage(settings.source_dir, warehouse.read_progress(), progress=lambda message: None)
+    try:
+        assert staged.polls_in_time_order == (file_order == "time")
+        warehouse.commit_load(staged, None)
+    finally:
+        staged.close()
+    physical_order = "rowid" if settings.warehouse == "duckdb" else "ctid"
+    stored = [
+        row[0] for row in table(settings, f"SELECT timestamp_utc FROM {{wh}}.raw_store_polls ORDER BY {physical_order}")
+    ]
+    assert len(stored) == len(rows) and stored == sorted(stored)
+
+
 def test_duplicated_and_conflicting_rows(settings):
     write_text(
         settings.source_dir / "store_status.csv",

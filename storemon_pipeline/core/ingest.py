@@ -28,6 +28,7 @@ Progress = Callable[[str], None]
 # The three sources (sources.SourceSpec names).
 POLLS, HOURS, ZONES = "store_status", "business_hours", "timezones"
 REJECTION_PREVIEW_ROWS = 10
+TIME_ORDER_BLOCK_ROWS = 122_880  # a DuckDB row group
 
 STAGE_SQL = """
 -- Every poll row read, checked (validation.check_lines); reason is '' for a good one.
@@ -96,6 +97,12 @@ class StagedLoad:
     results: dict[str, IngestResult]
     progress_seen: SourceProgress | None  # what the warehouse said before staging
     progress_after: SourceProgress | None  # what to store (None: polls not loaded)
+    polls_in_time_order: bool = False  # see polls_in_time_order()
+
+    @property
+    def polls_order_by(self) -> str:
+        """The clause that stores the polls time-clustered, unless they come so already."""
+        return "" if self.polls_in_time_order else "ORDER BY m.timestamp_utc"
 
     def loaded(self, source: str) -> bool:
         return self.results[source].error is None
@@ -139,14 +146,16 @@ def stage(
     # database: reading a gzip poll file keeps one core busy with the decompression alone.
     with conn.cursor() as second, ThreadPoolExecutor(max_workers=1) as beside:
         hours_and_zones = beside.submit(_stage_hours_and_zones, second, source_dir, files)
+        in_time_order = False
         try:
             poll_files = source_files(sources.STORE_STATUS, source_dir, files)
             results[POLLS], progress_after = _stage_polls(conn, poll_files, progress_seen, progress)
             _first_rejections(conn, results[POLLS])
+            in_time_order = polls_in_time_order(conn, results[POLLS])
         except sources.SourceError as error:
             results[POLLS] = IngestResult(source=POLLS, error=str(error))
         results.update(hours_and_zones.result())
-    return StagedLoad(conn=conn, results=results, progress_seen=progress_seen, progress_after=progress_after)
+    return StagedLoad(conn, results, progress_seen, progress_after, polls_in_time_order=in_time_order)
 
 
 def _stage_hours_and_zones(
@@ -273,6 +282,28 @@ def _group_staged_polls(conn: duckdb.DuckDBPyConnection, result: IngestResult) -
         conn,
         "SELECT coalesce(sum(copies - 1) FILTER (WHERE NOT conflicting), 0), "
         "coalesce(sum(copies) FILTER (WHERE conflicting), 0) FROM merged_polls",
+    )
+
+
+def polls_in_time_order(conn: duckdb.DuckDBPyConnection, result: IngestResult) -> bool:
+    """Whether ``merged_polls`` already comes in time order, block by block, as a poller that
+    appends each hour writes its file. The warehouse then stores the polls as they come,
+    time-clustered by row group, without sorting them. Blocks are row groups of the staged
+    polls in file order; each may end at most an hour after the next begins. Merged
+    duplicates come grouped, in no order."""
+    if result.duplicate_rows or result.conflicting_rows:
+        return False
+    return fetch_value(
+        conn,
+        f"""
+        WITH blocks AS (
+            SELECT rowid // {TIME_ORDER_BLOCK_ROWS} AS block, min(timestamp_utc) AS first, max(timestamp_utc) AS last
+            FROM checked_polls WHERE reason = '' GROUP BY block
+        )
+        SELECT coalesce(bool_and(last <= next_first + INTERVAL 1 HOUR), true)
+        FROM (SELECT last, lead(first) OVER (ORDER BY block) AS next_first FROM blocks)
+        WHERE next_first IS NOT NULL
+        """,
     )
 
 

@@ -111,7 +111,11 @@ RULES = {"store_status": POLL_RULES, "business_hours": HOURS_RULES, "timezones":
 # What each source's checked table keeps of a row, as staged: only typed values, so the
 # text they were parsed from is not copied.
 STAGED = {
-    "store_status": {"store_id": "store_id", "status": "lower(status)", "timestamp_utc": "parsed_timestamp"},
+    "store_status": {
+        "store_id": "store_id",
+        "status": f"CASE WHEN status IN {STATUSES} THEN status ELSE lower(status) END",  # (lower() copies)
+        "timestamp_utc": "parsed_timestamp",
+    },
     "business_hours": {
         "store_id": "store_id",
         "day_of_week": "parsed_day",

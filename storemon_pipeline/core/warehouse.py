@@ -203,7 +203,7 @@ POLLS_LOAD_SQL = [
             SELECT 1 FROM {wh}.raw_store_polls p
             WHERE p.timestamp_utc BETWEEN {lo} AND {hi}
               AND p.store_key = m.store_key AND p.timestamp_utc = m.timestamp_utc)
-        ORDER BY m.timestamp_utc
+        {order_by}
         """,
     ),
 ]
@@ -343,6 +343,7 @@ def _load_statements(staged: StagedLoad, bounds: tuple | None, retention_days: i
             (
                 name,
                 sql.replace("{keyed}", _KEYED_POLLS)
+                .replace("{order_by}", staged.polls_order_by)
                 .replace("{lo}", sql_literal(bounds[0]))
                 .replace("{hi}", sql_literal(bounds[1])),
             )
@@ -844,7 +845,7 @@ class PostgresWarehouse(Warehouse):
                     return _copy_to_postgres(
                         staged.conn,
                         f"SELECT k.store_key, m.timestamp_utc, m.status, {int(load_id)} "
-                        "FROM merged_polls m JOIN load_store_keys k USING (store_id) ORDER BY m.timestamp_utc",
+                        f"FROM merged_polls m JOIN load_store_keys k USING (store_id) {staged.polls_order_by}",
                         cur,
                         f"{_PG_SCHEMA}.raw_store_polls (store_key, timestamp_utc, status, load_id)",
                         Path(scratch),
