@@ -4,6 +4,8 @@ against generated truth on 2,000 stores of each truth family (core/calibration.p
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import duckdb
 import pandas as pd
 import pytest
@@ -54,6 +56,44 @@ def test_evidence_matches_the_oracle_and_every_interval_holds_the_point(stores, 
                 business = float(row[f"uptime_last_{window}"]) + float(row[f"downtime_last_{window}"])
                 assert float(row[f"uptime_last_{window}_lo"]) == 0
                 assert float(row[f"uptime_last_{window}_hi"]) == pytest.approx(business, abs=0.0101)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**RANDOM_CASE)
+def test_each_gap_between_polls_is_one_row_of_the_model_with_its_business_time_per_window(stores, around, as_of_shift):
+    """interval_segment_model adds up a gap's pieces (or takes a gap's only piece as it is):
+    each gap with business time in the week is one row, whose business seconds per window are
+    its overlap with the store's business intervals, counted here in Python."""
+    polls, hours, zones = random_stores(stores, around)
+    as_of = as_of_before_newest(polls, as_of_shift) or max(t for _, t, _ in polls)
+    with duckdb.connect() as conn:
+        load(conn, polls, hours, zones)
+        report.build_report_tables(conn, as_of)
+        (as_of,) = conn.execute("SELECT as_of FROM report_as_of").fetchall()[0]
+        gaps = conn.execute("SELECT store_key, b, lo, hi FROM interval_segments").fetchall()
+        business = conn.execute("SELECT store_key, start_utc, end_utc FROM localized_business_hours").fetchall()
+        model = conn.execute(
+            "SELECT store_key, b, open_hour, open_day, open_week FROM interval_segment_model"
+        ).fetchall()
+    by_store = {}
+    for store_key, start, end in business:
+        by_store.setdefault(store_key, []).append((start, end))
+    windows = [as_of - timedelta(hours=hours) for hours in (1, 24, 168)]
+    expected = {}
+    for store_key, b, lo, hi in gaps:
+        seconds = [
+            sum(
+                max(0.0, (min(hi, end) - max(lo, start, window_start)).total_seconds())
+                for start, end in by_store.get(store_key, [])
+            )
+            for window_start in windows
+        ]
+        if seconds[2] > 0:
+            expected[(store_key, b)] = seconds
+    assert len({(store_key, b) for store_key, b, *_ in model}) == len(model), "a gap in more than one row"
+    assert {(store_key, b) for store_key, b, *_ in model} == set(expected)
+    for store_key, b, *seconds in model:
+        assert seconds == pytest.approx(expected[(store_key, b)], abs=1e-6), (store_key, b)
 
 
 @pytest.mark.parametrize("family", sample.TRUTH_FAMILIES)

@@ -7,9 +7,11 @@
 --   the gaps between consecutive in-hours polls at a and b (NULL: no poll before / after;
 --   (store_key, b) names a gap), with their statuses, that reach into the week; [lo, hi) is
 --   their part in the week.
--- interval_pieces: the segment's columns, rank, s, e, local_hour
+-- interval_pieces: the segment's columns, rank, s, e, sole, local_hour
 --   business time [s, e) of a segment, cut at the window edges: rank 1 in the last hour, 2 in
---   the rest of the last day, 3 in the rest of the week; local_hour of its middle.
+--   the rest of the last day, 3 in the rest of the week; sole: the segment's only piece (most
+--   are: the segment lies inside one business interval and one window part); local_hour of
+--   its middle.
 -- interval_held_out: store_key, side, status, disagrees, distance, bucket, local_hour
 --   the polls of the last 28 days (recent behaviour; the cost does not grow with history):
 --   side 'between': each poll whose two neighbours agree (status: theirs), hidden: disagrees
@@ -58,12 +60,14 @@ week_hours AS (
 -- Segments and business intervals are each sorted and disjoint per store: each overlap starts
 -- either at a segment's start (inside a business interval) or at a business interval's start
 -- (inside a segment), found by an ASOF join each way.
+-- whole: the overlap is the whole segment (then no other business interval starts inside it).
 overlapping AS (
-    SELECT g.store_key, g.a, g.b, g.status_a, g.status_b, g.lo AS s, least(g.hi, h.end_utc) AS e
+    SELECT g.store_key, g.a, g.b, g.status_a, g.status_b, g.lo AS s, least(g.hi, h.end_utc) AS e,
+           h.end_utc >= g.hi AS whole
     FROM interval_segments g ASOF JOIN week_hours h ON g.store_key = h.store_key AND g.lo >= h.start_utc
     WHERE h.end_utc > g.lo
     UNION ALL
-    SELECT g.store_key, g.a, g.b, g.status_a, g.status_b, h.start_utc, least(g.hi, h.end_utc)
+    SELECT g.store_key, g.a, g.b, g.status_a, g.status_b, h.start_utc, least(g.hi, h.end_utc), false
     FROM week_hours h ASOF JOIN interval_segments g ON h.store_key = g.store_key AND h.start_utc >= g.lo
     WHERE h.start_utc > g.lo AND h.start_utc < g.hi
 ),
@@ -73,7 +77,8 @@ window_parts AS (
     UNION ALL SELECT 3, week_start, as_of - INTERVAL 24 HOUR FROM params
 ),
 cut AS (
-    SELECT o.store_key, o.a, o.b, o.status_a, o.status_b, w.rank, greatest(o.s, w.lo) AS s, least(o.e, w.hi) AS e
+    SELECT o.store_key, o.a, o.b, o.status_a, o.status_b, w.rank, greatest(o.s, w.lo) AS s, least(o.e, w.hi) AS e,
+           o.whole AND o.s >= w.lo AND o.e <= w.hi AS sole
     FROM overlapping o, window_parts w WHERE o.e > w.lo AND o.s < w.hi
 )
 SELECT c.*, l.local_hour

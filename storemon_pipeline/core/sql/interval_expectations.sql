@@ -51,16 +51,18 @@ CREATE OR REPLACE TEMP MACRO piece_curve_key(status_a, status_b, s, e, a, b, u) 
 
 CREATE OR REPLACE TABLE interval_segment_model AS
 WITH seconds AS (
-    SELECT store_key, b, status_a, status_b, rank, local_hour, epoch(s) AS s, epoch(e) AS e, epoch(a) AS a,
+    SELECT store_key, b, status_a, status_b, rank, sole, local_hour, epoch(s) AS s, epoch(e) AS e, epoch(a) AS a,
            epoch(b) AS b_seconds
     FROM interval_pieces
 ),
 pieces AS (
-    SELECT p.store_key, p.b, p.status_a, p.status_b, p.rank,
+    SELECT p.store_key, p.b, p.status_a, p.status_b, p.rank, p.sole,
            p.e - p.s AS open_seconds,
            greatest(0.0, least(p.e, coalesce(p.b_seconds - 1800, p.e)) - greatest(p.s, coalesce(p.a + 1800, p.s)))
                AS unobserved_seconds,
-           (p.e - p.s) * least(1.0, coalesce(f.f, 1) * coalesce(m.m, 1) * (q1.q + q2.q + q3.q + q4.q) / 4) AS other_seconds
+           -- (none where the polls differ)
+           coalesce((p.e - p.s) * least(1.0, coalesce(f.f, 1) * coalesce(m.m, 1) * (q1.q + q2.q + q3.q + q4.q) / 4), 0)
+               AS other_seconds
     FROM seconds p
     LEFT JOIN interval_curve q1 ON q1.curve_key = piece_curve_key(p.status_a, p.status_b, p.s, p.e, p.a, p.b_seconds, 0.125)
     LEFT JOIN interval_curve q2 ON q2.curve_key = piece_curve_key(p.status_a, p.status_b, p.s, p.e, p.a, p.b_seconds, 0.375)
@@ -68,16 +70,29 @@ pieces AS (
     LEFT JOIN interval_curve q4 ON q4.curve_key = piece_curve_key(p.status_a, p.status_b, p.s, p.e, p.a, p.b_seconds, 0.875)
     LEFT JOIN interval_hour_factor f ON f.status = p.status_a AND f.local_hour = p.local_hour
     LEFT JOIN interval_store_factor m ON m.store_key = p.store_key AND m.status = p.status_a
+),
+-- Each piece's seconds per window (hour: rank 1, day: ranks 1-2, week: all).
+piece_windows AS (
+    SELECT store_key, b, status_a, status_b, sole,
+           CASE WHEN rank = 1 THEN open_seconds ELSE 0 END AS open_hour,
+           CASE WHEN rank <= 2 THEN open_seconds ELSE 0 END AS open_day,
+           open_seconds AS open_week,
+           CASE WHEN rank = 1 THEN other_seconds ELSE 0 END AS other_hour,
+           CASE WHEN rank <= 2 THEN other_seconds ELSE 0 END AS other_day,
+           other_seconds AS other_week,
+           CASE WHEN rank = 1 THEN unobserved_seconds ELSE 0 END AS unobserved_hour,
+           CASE WHEN rank <= 2 THEN unobserved_seconds ELSE 0 END AS unobserved_day,
+           unobserved_seconds AS unobserved_week
+    FROM pieces
 )
--- Per gap, each window's seconds (hour: rank 1, day: ranks 1-2, week: all).
-SELECT store_key, b, any_value(status_a) = any_value(status_b) AS agree, any_value(status_a) AS status_a,
-       coalesce(sum(open_seconds) FILTER (WHERE rank = 1), 0) AS open_hour,
-       coalesce(sum(open_seconds) FILTER (WHERE rank <= 2), 0) AS open_day,
-       sum(open_seconds) AS open_week,
-       coalesce(sum(other_seconds) FILTER (WHERE rank = 1), 0) AS other_hour,
-       coalesce(sum(other_seconds) FILTER (WHERE rank <= 2), 0) AS other_day,
-       coalesce(sum(other_seconds), 0) AS other_week,
-       coalesce(sum(unobserved_seconds) FILTER (WHERE rank = 1), 0) AS unobserved_hour,
-       coalesce(sum(unobserved_seconds) FILTER (WHERE rank <= 2), 0) AS unobserved_day,
-       sum(unobserved_seconds) AS unobserved_week
-FROM pieces GROUP BY store_key, b;
+-- Per gap: a gap of one piece is that piece (most are: grouping them all cost most of this
+-- table); the others' pieces are added up.
+SELECT store_key, b, status_a = status_b AS agree, status_a, open_hour, open_day, open_week, other_hour, other_day,
+       other_week, unobserved_hour, unobserved_day, unobserved_week
+FROM piece_windows WHERE sole
+UNION ALL
+SELECT store_key, b, any_value(status_a) = any_value(status_b), any_value(status_a),
+       sum(open_hour), sum(open_day), sum(open_week), sum(other_hour), sum(other_day), sum(other_week),
+       sum(unobserved_hour), sum(unobserved_day), sum(unobserved_week)
+FROM piece_windows WHERE NOT sole
+GROUP BY store_key, b;
