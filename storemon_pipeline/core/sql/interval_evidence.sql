@@ -57,15 +57,24 @@ week_hours AS (
     SELECT h.store_key, h.start_utc, h.end_utc FROM localized_business_hours h, params p
     WHERE h.end_utc > p.week_start AND h.start_utc < p.as_of
 ),
+-- The week's business intervals, each under every UTC date it touches in the week (a few, even
+-- for a store open round the clock for years).
+hours_by_date AS (
+    SELECT h.store_key, h.start_utc, h.end_utc,
+           unnest(range(CAST(greatest(h.start_utc, p.week_start) AS DATE),
+                        CAST(least(h.end_utc, p.as_of) - INTERVAL 1 MICROSECOND AS DATE) + 1, INTERVAL 1 DAY)) AS utc_date
+    FROM week_hours h, params p
+),
 -- Segments and business intervals are each sorted and disjoint per store: each overlap starts
--- either at a segment's start (inside a business interval) or at a business interval's start
--- (inside a segment), found by an ASOF join each way.
+-- either at a segment's start (inside a business interval: a hash join on the store and the
+-- UTC date finds it, as for evidence_polls, without sorting the segments) or at a business
+-- interval's start (inside a segment: an ASOF join).
 -- whole: the overlap is the whole segment (then no other business interval starts inside it).
 overlapping AS (
     SELECT g.store_key, g.a, g.b, g.status_a, g.status_b, g.lo AS s, least(g.hi, h.end_utc) AS e,
            h.end_utc >= g.hi AS whole
-    FROM interval_segments g ASOF JOIN week_hours h ON g.store_key = h.store_key AND g.lo >= h.start_utc
-    WHERE h.end_utc > g.lo
+    FROM interval_segments g JOIN hours_by_date h ON g.store_key = h.store_key AND CAST(g.lo AS DATE) = h.utc_date
+    WHERE g.lo >= h.start_utc AND g.lo < h.end_utc
     UNION ALL
     SELECT g.store_key, g.a, g.b, g.status_a, g.status_b, h.start_utc, least(g.hi, h.end_utc), false
     FROM week_hours h ASOF JOIN interval_segments g ON h.store_key = g.store_key AND h.start_utc >= g.lo
