@@ -99,11 +99,6 @@ class StagedLoad:
     progress_after: SourceProgress | None  # what to store (None: polls not loaded)
     polls_in_time_order: bool = False  # see polls_in_time_order()
 
-    @property
-    def polls_order_by(self) -> str:
-        """The clause that stores the polls time-clustered, unless they come so already."""
-        return "" if self.polls_in_time_order else "ORDER BY m.timestamp_utc"
-
     def loaded(self, source: str) -> bool:
         return self.results[source].error is None
 

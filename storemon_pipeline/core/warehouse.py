@@ -336,6 +336,12 @@ def _store_keys_upgrade_sql(wh: str, text: str, polls_key: str = "") -> list[str
     ]
 
 
+def _polls_order_by(staged: StagedLoad) -> str:
+    """The clause (on the load's polls as ``m``) that stores them time-clustered, unless they
+    come so already (ingest.polls_in_time_order)."""
+    return "" if staged.polls_in_time_order else "ORDER BY m.timestamp_utc"
+
+
 def _load_statements(staged: StagedLoad, bounds: tuple | None, retention_days: int) -> list[tuple[str, str]]:
     statements = []
     if staged.loaded(POLLS) and bounds is not None:
@@ -343,7 +349,7 @@ def _load_statements(staged: StagedLoad, bounds: tuple | None, retention_days: i
             (
                 name,
                 sql.replace("{keyed}", _KEYED_POLLS)
-                .replace("{order_by}", staged.polls_order_by)
+                .replace("{order_by}", _polls_order_by(staged))
                 .replace("{lo}", sql_literal(bounds[0]))
                 .replace("{hi}", sql_literal(bounds[1])),
             )
@@ -845,7 +851,7 @@ class PostgresWarehouse(Warehouse):
                     return _copy_to_postgres(
                         staged.conn,
                         f"SELECT k.store_key, m.timestamp_utc, m.status, {int(load_id)} "
-                        f"FROM merged_polls m JOIN load_store_keys k USING (store_id) {staged.polls_order_by}",
+                        f"FROM merged_polls m JOIN load_store_keys k USING (store_id) {_polls_order_by(staged)}",
                         cur,
                         f"{_PG_SCHEMA}.raw_store_polls (store_key, timestamp_utc, status, load_id)",
                         Path(scratch),

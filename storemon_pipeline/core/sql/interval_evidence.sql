@@ -1,7 +1,8 @@
 -- What the extended report's intervals are learned from and applied to, per store: the hidden
 -- polls and the pieces of business time between polls (docs/report.md: How sure each number
 -- is). Input: evidence_neighbours, localized_business_hours, report_stores, report_as_of,
--- interval_model_stores (the stores a model is fitted on; empty when it is given).
+-- interval_model_stores (the stores a model is fitted on; empty when it is given). Needs the
+-- macros of time_zone_macros.sql.
 --
 -- interval_segments: store_key, a, b, status_a, status_b, lo, hi
 --   the gaps between consecutive in-hours polls at a and b (NULL: no poll before / after;
@@ -61,8 +62,7 @@ week_hours AS (
 -- for a store open round the clock for years).
 hours_by_date AS (
     SELECT h.store_key, h.start_utc, h.end_utc,
-           unnest(range(CAST(greatest(h.start_utc, p.week_start) AS DATE),
-                        CAST(least(h.end_utc, p.as_of) - INTERVAL 1 MICROSECOND AS DATE) + 1, INTERVAL 1 DAY)) AS utc_date
+           unnest(utc_dates(greatest(h.start_utc, p.week_start), least(h.end_utc, p.as_of))) AS utc_date
     FROM week_hours h, params p
 ),
 -- Segments and business intervals are each sorted and disjoint per store: each overlap starts

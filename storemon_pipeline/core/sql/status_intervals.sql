@@ -1,6 +1,6 @@
 -- Business-hours UTC intervals of every polled store, cut where the status changes and
 -- labelled by the nearest in-hours poll at or before as_of.
--- Input: report_polls, localized_business_hours.
+-- Input: report_polls, localized_business_hours. Needs the macros of time_zone_macros.sql.
 --
 -- evidence_polls:   store_key, timestamp_utc, status: the polls inside business hours (the
 --                   only evidence; store_incidents reads them too)
@@ -18,7 +18,7 @@
 CREATE OR REPLACE TABLE evidence_polls AS
 WITH hours_by_date AS (
     SELECT store_key, start_utc, end_utc,
-           unnest(range(CAST(start_utc AS DATE), CAST(end_utc - INTERVAL 1 MICROSECOND AS DATE) + 1, INTERVAL 1 DAY)) AS utc_date
+           unnest(utc_dates(start_utc, end_utc)) AS utc_date
     FROM localized_business_hours
     WHERE end_utc - start_utc <= INTERVAL 31 DAY
 )
