@@ -199,6 +199,12 @@ def floor(args: argparse.Namespace) -> dict:
     return floor_report(Path(args.source).resolve(), Path(args.out))
 
 
+def postgres_floor(args: argparse.Namespace) -> dict:
+    from benchmarks.postgres_floor import postgres_round_trip
+
+    return postgres_round_trip(Path(args.source).resolve(), args.warehouse)
+
+
 def calibration(args: argparse.Namespace) -> dict:
     """The extended report's interval coverage against generated truth (core/calibration.py)."""
     import tempfile
@@ -222,6 +228,7 @@ STEPS = {
     "cli": cli,
     "baseline": baseline,
     "floor": floor,
+    "postgres_floor": postgres_floor,
     "sharded": sharded,
     "calibration": calibration,
 }
@@ -235,7 +242,9 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("--stores", type=int, default=300)
     parser.add_argument("--storemon-csv")
-    parser.add_argument("--warehouse", help="cli: a postgresql:// URL instead of the embedded file")
+    parser.add_argument(
+        "--warehouse", help="cli: a postgresql:// URL instead of the embedded file; postgres_floor: an empty database's"
+    )
     parser.add_argument("--shards", type=int, default=1, help="sharded: the number of store shards")
     parser.add_argument("--executor", default="in_process", help="sharded: in_process, multiprocess or dask")
     parser.add_argument("--seed", type=int, default=3, help="calibration: the generated stores' seed")

@@ -1,0 +1,104 @@
+"""The Postgres warehouse's own floor: what moving the polls into Postgres and back costs,
+with nothing of storemon's around it.
+
+    python -m benchmarks.postgres_floor --source DIR --warehouse postgresql://...
+
+The polls are read and keyed as the floor script does (benchmarks/floor.py), written once as
+CSV, then timed: ``COPY`` into a table with the warehouse's polls key (the one storemon
+writes), ``COPY`` of the same rows into a table with no index (what the key costs), and the
+``COPY`` out that a report's snapshot makes, read back by DuckDB. A report through the
+Postgres warehouse cannot cost less than the embedded one plus the keyed ``COPY`` in and the
+round trip out: the benchmark prints that sum beside the Postgres target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+POLLS_TABLE = """
+CREATE TABLE {name} (
+    store_key INTEGER NOT NULL, timestamp_utc TIMESTAMP NOT NULL, status text COLLATE "C" NOT NULL,
+    load_id BIGINT NOT NULL, inactive_from_load BIGINT {key}
+)"""
+WAREHOUSE_KEY = ", PRIMARY KEY (timestamp_utc, store_key)"  # as storemon's Postgres warehouse
+
+
+def postgres_round_trip(source: Path, url: str) -> dict:
+    import psycopg2
+
+    phases = {}
+    with tempfile.TemporaryDirectory(prefix="storemon-pg-floor-") as scratch:
+        polls, out = Path(scratch) / "polls.csv", Path(scratch) / "out.csv"
+        duck = duckdb.connect()
+        duck.execute("SET enable_progress_bar = false; SET TimeZone = 'UTC'")
+        duck.execute(
+            f"""
+            CREATE TABLE polls_read AS
+            SELECT store_id, CAST(replace(timestamp_utc, ' UTC', '') AS TIMESTAMP) AS timestamp_utc, status
+            FROM read_csv('{source}/store_status.csv.gz', header = true, all_varchar = true);
+            CREATE TABLE store_keys AS
+            SELECT CAST(row_number() OVER () AS INTEGER) AS store_key, store_id FROM (SELECT DISTINCT store_id FROM polls_read);
+            COPY (SELECT k.store_key, p.timestamp_utc, p.status, 1 FROM polls_read p JOIN store_keys k USING (store_id))
+            TO '{polls}' (FORMAT csv, HEADER false);
+            """
+        )
+        conn = psycopg2.connect(url)
+        try:
+            with conn.cursor() as cur:
+                for phase, name, key in (
+                    ("copy_in_keyed", "polls_keyed", WAREHOUSE_KEY),
+                    ("copy_in_unindexed", "polls_plain", ""),
+                ):
+                    cur.execute(POLLS_TABLE.format(name=name, key=key))
+                    conn.commit()
+                    started = time.perf_counter()
+                    with open(polls, "rb") as data:
+                        cur.copy_expert(
+                            f"COPY {name} (store_key, timestamp_utc, status, load_id) FROM STDIN WITH (FORMAT csv)",
+                            data,
+                        )
+                    conn.commit()
+                    phases[f"{phase}_seconds"] = time.perf_counter() - started
+                started = time.perf_counter()
+                with open(out, "wb") as target:
+                    cur.copy_expert(
+                        "COPY (SELECT store_key, timestamp_utc, status FROM polls_keyed) TO STDOUT WITH (FORMAT csv)",
+                        target,
+                    )
+                conn.commit()
+                phases["copy_out_seconds"] = time.perf_counter() - started
+        finally:
+            conn.close()
+        started = time.perf_counter()
+        duck.execute(
+            f"CREATE TABLE snapshot_polls AS SELECT * FROM read_csv('{out}', header = false, auto_detect = false, "
+            "columns = {'store_key': 'INTEGER', 'timestamp_utc': 'TIMESTAMP', 'status': 'VARCHAR'})"
+        )
+        phases["read_back_seconds"] = time.perf_counter() - started
+        rows = duck.execute("SELECT count(*) FROM snapshot_polls").fetchall()[0][0]
+        duck.close()
+    # What the Postgres warehouse adds to a report at the least: its keyed COPY in, and the round trip out.
+    seconds = phases["copy_in_keyed_seconds"] + phases["copy_out_seconds"] + phases["read_back_seconds"]
+    return {"seconds": seconds, "polls": rows, **phases}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", type=Path, required=True)
+    parser.add_argument("--warehouse", required=True, help="a postgresql:// URL of an empty database")
+    args = parser.parse_args()
+    figures = postgres_round_trip(args.source.resolve(), args.warehouse)
+    from benchmarks.steps import vm_hwm_mb
+
+    figures["peak_rss_mb"] = vm_hwm_mb()
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
