@@ -290,6 +290,34 @@ def test_report_matches_the_oracle(stores, around, as_of_shift):
             assert abs(got[store_id][column] - value) <= 0.0101, (store_id, column, got[store_id][column], value)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    zone=st.one_of(st.none(), st.sampled_from(ZONES)),
+    hours=hour_rows,
+    poll_minutes=st.lists(st.lists(st.integers(-30 * 24 * 60, 0), min_size=1, max_size=5), min_size=2, max_size=4),
+    around=st.sampled_from(DST_DAYS),
+)
+def test_stores_with_the_same_hours_and_zone_get_the_intervals_each_gets_alone(zone, hours, poll_minutes, around):
+    """Stores with the same zone and hours rows share one computation of their business
+    intervals when their dates before the week are the same too (localized_business_hours.sql):
+    whatever its own polls, each store must get exactly the intervals it gets computed alone."""
+    stores = [{"zone": zone, "hours": hours, "polls": [(m, "active") for m in minutes]} for minutes in poll_minutes]
+    polls, hours_rows, zones = random_stores(stores, around)
+    as_of = around + timedelta(days=1)
+
+    def intervals(store_polls) -> list:
+        with duckdb.connect() as conn:
+            load(conn, store_polls, hours_rows, zones)
+            report.build_report_tables(conn, as_of, ("localized_business_hours",))
+            return conn.execute(
+                "SELECT store_id, start_utc, end_utc FROM localized_business_hours JOIN report_stores USING (store_key) "
+                "ORDER BY ALL"
+            ).fetchall()
+
+    alone = sorted(row for i in range(len(stores)) for row in intervals([p for p in polls if p[0] == f"store{i}"]))
+    assert intervals(polls) == alone
+
+
 def test_a_store_whose_only_poll_is_decades_old_costs_two_dates_and_follows_the_rules():
     """Before the week, only each earlier poll's own local date (and the day before) is built:
     a 1970 poll next to this week's data must not build fifty years of hours for every store."""

@@ -5,6 +5,9 @@
 -- needs only the hours of its own local date and of the day before (rows past midnight), not
 -- a calendar of every date since the oldest poll: one poll from 1970 adds two dates to one
 -- store, not fifty years to all of them.
+-- Stores in the same zone with the same business-hours rows and the same dates before the
+-- week's have the same intervals: they are computed once per such group and given to each of
+-- its stores. (Chains share hours: the public dataset's 13,822 polled stores form 2,091 groups.)
 -- Input: report_as_of, report_stores, report_polls, report_hours (report_stores.sql).
 -- Needs the macros of time_zone_macros.sql. Columns: store_key, start_utc, end_utc.
 CREATE OR REPLACE TABLE localized_business_hours AS
@@ -32,10 +35,28 @@ earlier_dates AS (
     SELECT DISTINCT e.store_key, q.local_date - t.k AS local_date
     FROM earlier_polls e JOIN quarter_dates q USING (zone_key, quarter), (VALUES (0), (1)) AS t(k)
 ),
+-- Each store's group, named by its first store. (Dates from the week's first on are the week's
+-- own; lists sorted so that equal sets of rows or dates compare equal.)
+store_groups AS (
+    SELECT unnest(members) AS store_key, group_key
+    FROM (
+        SELECT min(s.store_key) AS group_key, list(s.store_key) AS members
+        FROM report_stores s
+        LEFT JOIN (SELECT store_key, list_sort(list((day_of_week, start_time_local, end_time_local))) AS hours
+                   FROM report_hours GROUP BY store_key) h USING (store_key)
+        LEFT JOIN (SELECT store_key, list_sort(list(local_date)) AS dates
+                   FROM earlier_dates WHERE local_date < (SELECT min(local_date) FROM week_dates)
+                   GROUP BY store_key) e USING (store_key)
+        GROUP BY s.zone_key, s.has_hours, h.hours, e.dates
+    )
+),
+-- From here on, each group's first store stands for the group.
 store_dates AS (
-    SELECT s.store_key, s.zone_key, s.tz, s.has_hours, week_dates.local_date FROM report_stores s, week_dates
+    SELECT s.store_key, s.zone_key, s.tz, s.has_hours, week_dates.local_date
+    FROM report_stores s, week_dates WHERE s.store_key IN (SELECT group_key FROM store_groups)
     UNION
-    SELECT e.store_key, s.zone_key, s.tz, s.has_hours, e.local_date FROM earlier_dates e JOIN report_stores s USING (store_key)
+    SELECT e.store_key, s.zone_key, s.tz, s.has_hours, e.local_date
+    FROM earlier_dates e JOIN report_stores s USING (store_key) WHERE s.store_key IN (SELECT group_key FROM store_groups)
 ),
 local_intervals AS (
     SELECT h.store_key, d.zone_key, d.tz,
@@ -79,8 +100,12 @@ islands AS (
     SELECT *, sum(CASE WHEN previous_end IS NULL OR start_utc > previous_end THEN 1 ELSE 0 END)
                   OVER (PARTITION BY store_key ORDER BY start_utc, end_utc ROWS UNBOUNDED PRECEDING) AS island
     FROM flagged
+),
+group_intervals AS (
+    SELECT store_key AS group_key, min(start_utc) AS start_utc, max(end_utc) AS end_utc
+    FROM islands
+    GROUP BY store_key, island
 )
-SELECT store_key, min(start_utc) AS start_utc, max(end_utc) AS end_utc
-FROM islands
-GROUP BY store_key, island
-ORDER BY store_key, start_utc;
+SELECT g.store_key, i.start_utc, i.end_utc
+FROM store_groups g JOIN group_intervals i USING (group_key)
+ORDER BY g.store_key, i.start_utc;
