@@ -1,6 +1,6 @@
 -- What the extended report's intervals are learned from and applied to, per store: the hidden
 -- polls and the pieces of business time between polls (docs/report.md: How sure each number
--- is). Input: evidence_neighbours, localized_business_hours, report_stores, report_as_of,
+-- is). Input: evidence_neighbours, the tables of localized_business_hours.sql, report_stores, report_as_of,
 -- interval_model_stores (the stores a model is fitted on; empty when it is given). Needs the
 -- macros of time_zone_macros.sql.
 --
@@ -58,12 +58,14 @@ week_hours AS (
     SELECT h.store_key, h.start_utc, h.end_utc FROM localized_business_hours h, params p
     WHERE h.end_utc > p.week_start AND h.start_utc < p.as_of
 ),
--- The week's business intervals, each under every UTC date it touches in the week (a few, even
--- for a store open round the clock for years).
+-- The week's business intervals of each store's group (the store's), each under every UTC
+-- date it touches in the week (a few, even for a store open round the clock for years).
 hours_by_date AS (
-    SELECT h.store_key, h.start_utc, h.end_utc,
-           unnest(utc_dates(greatest(h.start_utc, p.week_start), least(h.end_utc, p.as_of))) AS utc_date
-    FROM week_hours h, params p
+    SELECT group_date_key(group_key, utc_date) AS group_date, start_utc, end_utc
+    FROM (SELECT h.group_key, h.start_utc, h.end_utc,
+                 unnest(utc_dates(greatest(h.start_utc, p.week_start), least(h.end_utc, p.as_of))) AS utc_date
+          FROM group_business_hours h, params p
+          WHERE h.end_utc > p.week_start AND h.start_utc < p.as_of)
 ),
 -- Segments and business intervals are each sorted and disjoint per store: each overlap starts
 -- either at a segment's start (inside a business interval: a hash join on the store and the
@@ -73,7 +75,8 @@ hours_by_date AS (
 overlapping AS (
     SELECT g.store_key, g.a, g.b, g.status_a, g.status_b, g.lo AS s, least(g.hi, h.end_utc) AS e,
            h.end_utc >= g.hi AS whole
-    FROM interval_segments g JOIN hours_by_date h ON g.store_key = h.store_key AND CAST(g.lo AS DATE) = h.utc_date
+    FROM interval_segments g JOIN business_hours_groups k USING (store_key)
+    JOIN hours_by_date h ON h.group_date = group_date_key(k.group_key, g.lo)
     WHERE g.lo >= h.start_utc AND g.lo < h.end_utc
     UNION ALL
     SELECT g.store_key, g.a, g.b, g.status_a, g.status_b, h.start_utc, least(g.hi, h.end_utc), false

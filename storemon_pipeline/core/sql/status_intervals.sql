@@ -1,6 +1,7 @@
 -- Business-hours UTC intervals of every polled store, cut where the status changes and
 -- labelled by the nearest in-hours poll at or before as_of.
--- Input: report_polls, localized_business_hours. Needs the macros of time_zone_macros.sql.
+-- Input: report_polls, the tables of localized_business_hours.sql. Needs the macros of
+-- time_zone_macros.sql.
 --
 -- evidence_polls:   store_key, timestamp_utc, status: the polls inside business hours (the
 --                   only evidence; store_incidents reads them too)
@@ -10,21 +11,21 @@
 -- status_intervals: store_key, start_utc, end_utc, status
 
 -- A poll is in hours if one of its store's business intervals holds it (intervals are merged,
--- so at most one does). An interval is listed under each UTC date it touches, so a hash join
--- on (store, date) finds the one or two that can hold a poll without sorting the polls, as an
--- ASOF join would. An interval longer than a month (a store open round the clock with older
--- polls; a few per store at most) would list a date per day of history: it is joined on its
--- store alone.
+-- so at most one does). Its store's group's intervals are the store's, and a group's are
+-- listed under each UTC date they touch, so a hash join on (group, date) finds the one or two
+-- that can hold a poll without sorting the polls, as an ASOF join would, in a table small
+-- enough to stay in the CPU's caches. An interval longer than a month (a store open round the
+-- clock with older polls; a few per store at most) would list a date per day of history: it is
+-- joined on its store alone.
 CREATE OR REPLACE TABLE evidence_polls AS
 WITH hours_by_date AS (
-    SELECT store_key, start_utc, end_utc,
-           unnest(utc_dates(start_utc, end_utc)) AS utc_date
-    FROM localized_business_hours
-    WHERE end_utc - start_utc <= INTERVAL 31 DAY
+    SELECT group_date_key(group_key, utc_date) AS group_date, start_utc, end_utc
+    FROM (SELECT group_key, start_utc, end_utc, unnest(utc_dates(start_utc, end_utc)) AS utc_date
+          FROM group_business_hours WHERE end_utc - start_utc <= INTERVAL 31 DAY)
 )
 SELECT p.store_key, p.timestamp_utc, p.status
-FROM report_polls p
-JOIN hours_by_date b ON p.store_key = b.store_key AND CAST(p.timestamp_utc AS DATE) = b.utc_date
+FROM report_polls p JOIN business_hours_groups g USING (store_key)
+JOIN hours_by_date b ON b.group_date = group_date_key(g.group_key, p.timestamp_utc)
 WHERE p.timestamp_utc >= b.start_utc AND p.timestamp_utc < b.end_utc
 UNION ALL
 SELECT p.store_key, p.timestamp_utc, p.status

@@ -25,3 +25,10 @@ CREATE OR REPLACE TEMP MACRO local_to_utc(tz, local_ts) AS
 -- date) lists a business interval under.
 CREATE OR REPLACE TEMP MACRO utc_dates(start_utc, end_utc) AS
     range(CAST(start_utc AS DATE), CAST(end_utc - INTERVAL 1 MICROSECOND AS DATE) + 1, INTERVAL 1 DAY);
+
+-- group_date_key(group_key, instant): a business-hours group (localized_business_hours.sql) and
+-- a UTC date as one BIGINT, distinct for every pair: the key of the hash joins that find the
+-- business interval holding an instant. One key, computed from both, so that no plan can join
+-- on the date alone first (every instant with every group's intervals of its date).
+CREATE OR REPLACE TEMP MACRO group_date_key(group_key, instant) AS
+    (CAST(group_key AS BIGINT) << 32) + (CAST(CAST(instant AS DATE) - DATE '1970-01-01' AS BIGINT) + 2147483648);
