@@ -1,8 +1,8 @@
 -- What the extended report's intervals are learned from and applied to, per store: the hidden
 -- polls and the pieces of business time between polls (docs/report.md: How sure each number
--- is). Input: evidence_neighbours, the tables of localized_business_hours.sql, report_stores, report_as_of,
--- interval_model_stores (the stores a model is fitted on; empty when it is given). Needs the
--- macros of time_zone_macros.sql.
+-- is). Input: evidence_neighbours, the tables of localized_business_hours.sql, report_stores,
+-- report_as_of, interval_model_stores (the stores a model is fitted on; empty when it is
+-- given). Needs the macros of time_zone_macros.sql.
 --
 -- interval_segments: store_key, a, b, status_a, status_b, lo, hi
 --   the gaps between consecutive in-hours polls at a and b (NULL: no poll before / after;
@@ -68,9 +68,9 @@ hours_by_date AS (
           WHERE h.end_utc > p.week_start AND h.start_utc < p.as_of)
 ),
 -- Segments and business intervals are each sorted and disjoint per store: each overlap starts
--- either at a segment's start (inside a business interval: a hash join on the store and the
--- UTC date finds it, as for evidence_polls, without sorting the segments) or at a business
--- interval's start (inside a segment: an ASOF join).
+-- either at a segment's start (inside a business interval: a hash join on the store's group
+-- and the UTC date finds it, as for evidence_polls, without sorting the segments) or at a
+-- business interval's start (inside a segment: an ASOF join).
 -- whole: the overlap is the whole segment (then no other business interval starts inside it).
 overlapping AS (
     SELECT g.store_key, g.a, g.b, g.status_a, g.status_b, g.lo AS s, least(g.hi, h.end_utc) AS e,

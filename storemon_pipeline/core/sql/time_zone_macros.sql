@@ -21,7 +21,7 @@ CREATE OR REPLACE TEMP MACRO local_to_utc(tz, local_ts) AS
     local_to_utc_with(tz, local_ts, utc_offset(tz, local_ts - INTERVAL 1 DAY), utc_offset(tz, local_ts + INTERVAL 1 DAY));
 
 -- utc_dates(start_utc, end_utc): the UTC dates an interval [start_utc, end_utc) touches, as a
--- list (one ending at midnight does not touch the next date): what a hash join on (store,
+-- list (one ending at midnight does not touch the next date): what a hash join on (group,
 -- date) lists a business interval under.
 CREATE OR REPLACE TEMP MACRO utc_dates(start_utc, end_utc) AS
     range(CAST(start_utc AS DATE), CAST(end_utc - INTERVAL 1 MICROSECOND AS DATE) + 1, INTERVAL 1 DAY);
