@@ -361,12 +361,12 @@ def median_run(runs: list[dict]) -> dict:
     return median
 
 
-def ingest_runs(source: Path, homes: list[Path], env: dict | None = None) -> dict:
+def ingest_runs(source: Path, homes: list[Path]) -> dict:
     """The median of one ingestion into each of ``homes`` (new, empty folders)."""
     runs = []
     for home in homes:
         home.mkdir()
-        runs.append(run_step("ingest", "--source", str(source), "--home", str(home), env=env))
+        runs.append(run_step("ingest", "--source", str(source), "--home", str(home)))
     return median_run(runs)
 
 

@@ -25,11 +25,8 @@ REPORT_SQL = ("time_zone_macros", "report_stores", "localized_business_hours", "
 COLUMNS = "store_id, uptime_last_hour, uptime_last_day, uptime_last_week, downtime_last_hour, downtime_last_day, downtime_last_week"
 
 
-def floor_report(source: Path, out: Path) -> dict:
-    phases = {}
-    started = time.perf_counter()
-    conn = duckdb.connect()
-    conn.execute("SET enable_progress_bar = false; SET TimeZone = 'UTC'")
+def read_keyed_polls(conn: duckdb.DuckDBPyConnection, source: Path) -> None:
+    """``source``'s poll file as store_keys and raw_store_polls (store_key, timestamp_utc, status)."""
     conn.execute(
         f"""
         CREATE TABLE polls_read AS
@@ -43,6 +40,14 @@ def floor_report(source: Path, out: Path) -> dict:
         DROP TABLE polls_read;
         """
     )
+
+
+def floor_report(source: Path, out: Path) -> dict:
+    phases = {}
+    started = time.perf_counter()
+    conn = duckdb.connect()
+    conn.execute("SET enable_progress_bar = false; SET TimeZone = 'UTC'")
+    read_keyed_polls(conn, source)
     phases["read_polls_seconds"] = time.perf_counter() - started
     mark = time.perf_counter()
     conn.execute(

@@ -1,9 +1,9 @@
 """The Postgres warehouse's own floor: what moving the polls into Postgres and back costs,
 with nothing of storemon's around it.
 
-    python -m benchmarks.postgres_floor --source DIR --warehouse postgresql://...
+    python -m benchmarks.steps postgres_floor --source DIR --warehouse postgresql://...
 
-The polls are read and keyed as the floor script does (benchmarks/floor.py), written once as
+The polls are read and keyed as the floor script reads them (benchmarks/floor.py), written once as
 CSV, then timed: ``COPY`` into a table with the warehouse's polls key (the one storemon
 writes), ``COPY`` of the same rows into a table with no index (what the key costs), and the
 ``COPY`` out that a report's snapshot makes, read back by DuckDB. A report through the
@@ -13,13 +13,13 @@ round trip out: the benchmark prints that sum beside the Postgres target.
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import duckdb
+
+from benchmarks.floor import read_keyed_polls
 
 POLLS_TABLE = """
 CREATE TABLE {name} (
@@ -37,16 +37,9 @@ def postgres_round_trip(source: Path, url: str) -> dict:
         polls, out = Path(scratch) / "polls.csv", Path(scratch) / "out.csv"
         duck = duckdb.connect()
         duck.execute("SET enable_progress_bar = false; SET TimeZone = 'UTC'")
+        read_keyed_polls(duck, source)
         duck.execute(
-            f"""
-            CREATE TABLE polls_read AS
-            SELECT store_id, CAST(replace(timestamp_utc, ' UTC', '') AS TIMESTAMP) AS timestamp_utc, status
-            FROM read_csv('{source}/store_status.csv.gz', header = true, all_varchar = true);
-            CREATE TABLE store_keys AS
-            SELECT CAST(row_number() OVER () AS INTEGER) AS store_key, store_id FROM (SELECT DISTINCT store_id FROM polls_read);
-            COPY (SELECT k.store_key, p.timestamp_utc, p.status, 1 FROM polls_read p JOIN store_keys k USING (store_id))
-            TO '{polls}' (FORMAT csv, HEADER false);
-            """
+            f"COPY (SELECT store_key, timestamp_utc, status, 1 FROM raw_store_polls) TO '{polls}' (FORMAT csv, HEADER false)"
         )
         conn = psycopg2.connect(url)
         try:
@@ -86,19 +79,3 @@ def postgres_round_trip(source: Path, url: str) -> dict:
     # What the Postgres warehouse adds to a report at the least: its keyed COPY in, and the round trip out.
     seconds = phases["copy_in_keyed_seconds"] + phases["copy_out_seconds"] + phases["read_back_seconds"]
     return {"seconds": seconds, "polls": rows, **phases}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", type=Path, required=True)
-    parser.add_argument("--warehouse", required=True, help="a postgresql:// URL of an empty database")
-    args = parser.parse_args()
-    figures = postgres_round_trip(args.source.resolve(), args.warehouse)
-    from benchmarks.steps import vm_hwm_mb
-
-    figures["peak_rss_mb"] = vm_hwm_mb()
-    print(json.dumps(figures))
-
-
-if __name__ == "__main__":
-    main()
