@@ -19,8 +19,10 @@ from hypothesis import strategies as st
 from storemon_pipeline.assets.ingestion import ingestion_assets
 from storemon_pipeline.assets.report import REPORT_CHECK_DESCRIPTIONS, report_assets
 from storemon_pipeline.core import ingest, report, sample
+from storemon_pipeline.core import warehouse as warehouse_module
+from storemon_pipeline.core.db import configure
 from storemon_pipeline.core.settings import Settings, report_record_path
-from storemon_pipeline.core.warehouse import open_warehouse, sql_literal
+from storemon_pipeline.core.warehouse import PostgresWarehouse, WarehouseError, open_warehouse, sql_literal
 from storemon_pipeline.resources import build_resources
 from storemon_pipeline_tests.conftest import REPORT_ASSETS, SHARED_DATA, materialization, requires_shared_data, table
 from storemon_pipeline_tests.report_oracle import oracle_report
@@ -813,6 +815,85 @@ def test_both_warehouses_give_byte_identical_reports_on_random_stores(
     # The same bytes from either warehouse, in any number of store shards.
     assert all(other == csv_bytes[0] for other in csv_bytes[1:])
     assert csv_bytes[0].count(b"\n") == 1 + len({s for s, t, _ in polls if as_of is None or t <= as_of})
+
+
+def snapshot_polls(warehouse, load_id: int) -> list[tuple]:
+    """The polls of a load's snapshot, as a report reads them: (store_id, timestamp_utc, status)."""
+    with configure(duckdb.connect()) as conn:
+
+        def keep(snapshot):
+            conn.execute(
+                "CREATE TABLE kept AS SELECT k.store_id, p.timestamp_utc, p.status "
+                "FROM raw_store_polls p JOIN store_keys k USING (store_key)"
+            )
+
+        warehouse.load_snapshot(conn, load_id, None, keep)
+        return sorted(conn.execute("SELECT * FROM kept").fetchall())
+
+
+poll_key = st.tuples(st.sampled_from(["a", "b", "c"]), st.datetimes(datetime(1960, 1, 1), datetime(2025, 12, 31)))
+poll_status = st.sampled_from(["active", "inactive"])
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    first=st.dictionaries(poll_key, poll_status, min_size=1, max_size=12),
+    second=st.dictionaries(poll_key, poll_status, max_size=8),
+    data=st.data(),
+)
+def test_a_snapshot_holds_exactly_the_polls_of_its_load(
+    postgres_server, tmp_path_factory, monkeypatch, first, second, data
+):
+    """Each load's snapshot holds exactly its polls, to the microsecond, before 2000 as after
+    (Postgres counts from 2000; its polls are read out as a binary COPY, here a few rows at a
+    time). A poll that a later load calls inactive is inactive from that load on only."""
+    monkeypatch.setattr(warehouse_module, "_POLL_BLOCK_ROWS", 3)
+    # The second load also repeats some of the first's polls, each as inactive or as it was.
+    repeated = data.draw(st.lists(st.sampled_from(sorted(first)), unique=True, max_size=4))
+    second = {**second, **{key: data.draw(st.sampled_from(["inactive", first[key]])) for key in repeated}}
+    expected, seen = [], {}
+    for load in (first, second):
+        for key, status in load.items():
+            seen[key] = "inactive" if "inactive" in (status, seen.get(key)) else status
+        expected.append(sorted((store, instant, status) for (store, instant), status in seen.items()))
+    root = tmp_path_factory.mktemp("snapshot")
+    source = root / "source"
+    source.mkdir()
+    (source / "business_hours.csv").write_text("store_id,dayOfWeek,start_time_local,end_time_local\n")
+    (source / "timezones.csv").write_text("store_id,timezone_str\n")
+    for warehouse in ("duckdb", postgres_server.new_database()):
+        settings_ = Settings(
+            home=root / f"home-{warehouse[:6]}", source_dir=source, warehouse=warehouse, retention_days=0
+        )
+        lines = "store_id,status,timestamp_utc\n"
+        for load_id, load in enumerate((first, second), start=1):
+            lines += "".join(
+                f"{store},{status},{at:%Y-%m-%d %H:%M:%S.%f} UTC\n" for (store, at), status in load.items()
+            )
+            (source / "store_status.csv").write_text(lines)
+            ingest.ingest(open_warehouse(settings_), source, progress=lambda message: None)
+        for load_id, polls in enumerate(expected, start=1):
+            assert snapshot_polls(open_warehouse(settings_), load_id) == polls, (warehouse, load_id)
+
+
+def test_a_snapshot_in_a_layout_other_than_binary_copys_is_refused(postgres_url, tmp_path):
+    """The polls' binary COPY is read as fixed-width rows: rows of any other shape are refused
+    with one line, never misread. A DATE where the timestamp belongs makes shorter rows; with a
+    BIGINT store key as well, rows of the expected width whose fields are not the expected ones."""
+    warehouse = PostgresWarehouse(postgres_url)
+    columns = warehouse_module.SNAPSHOT_COLUMNS["raw_store_polls"]
+    good = "SELECT 1 AS store_key, TIMESTAMP '2023-01-01' AS timestamp_utc, 'active' AS status"
+    with warehouse.connection() as pg, pg.cursor() as cur, configure(duckdb.connect()) as conn:
+        for bad in (
+            good.replace("TIMESTAMP", "DATE"),
+            good.replace("TIMESTAMP", "DATE").replace("1 AS", "1::BIGINT AS"),
+        ):
+            with pytest.raises(WarehouseError, match="^the Postgres warehouse sent the snapshot's polls in a layout"):
+                warehouse_module._copy_polls_from_postgres(cur, bad, conn, "raw_store_polls", columns, tmp_path)
+        warehouse_module._copy_polls_from_postgres(cur, good, conn, "raw_store_polls", columns, tmp_path)
+        assert conn.execute("SELECT * FROM raw_store_polls").fetchall() == [(1, datetime(2023, 1, 1), "active")]
 
 
 def report_in_shards(warehouse, as_of, shards: int, reports_dir: Path) -> bytes:

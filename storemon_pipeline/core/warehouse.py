@@ -729,6 +729,78 @@ def _copy_from_postgres(cur, query: str, duck: duckdb.DuckDBPyConnection, table:
     os.unlink(path)
 
 
+# The snapshot's polls leave Postgres in its binary COPY format: as text, Postgres would
+# format every timestamp and DuckDB parse it again. Selected as (store_key, timestamp_utc,
+# active) with no NULL, every row has the same width, so numpy reads a block of rows at once.
+# Format: https://www.postgresql.org/docs/current/sql-copy.html ("Binary Format").
+_PG_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, then no flags and no header extension
+_PG_BINARY_TRAILER = b"\xff\xff"
+_PG_EPOCH_MICROSECONDS = 946_684_800_000_000  # Postgres counts timestamps from 2000-01-01
+_POLL_BLOCK_ROWS = 1 << 20
+_UNKNOWN_POLL_LAYOUT = "the Postgres warehouse sent the snapshot's polls in a layout other than binary COPY's"
+
+
+def _binary_poll_row():
+    import numpy as np
+
+    # Each field: its length in bytes, then its value; all big-endian.
+    return np.dtype(
+        [
+            ("fields", ">i2"),
+            ("store_key_bytes", ">i4"),
+            ("store_key", ">i4"),
+            ("timestamp_bytes", ">i4"),
+            ("microseconds_since_2000", ">i8"),
+            ("active_bytes", ">i4"),
+            ("active", "u1"),
+        ]
+    )
+
+
+def _copy_polls_from_postgres(
+    cur, query: str, duck: duckdb.DuckDBPyConnection, table: str, columns: dict, scratch: Path
+):
+    """The snapshot's polls (``query``: store_key, timestamp_utc, status) COPYed out of
+    Postgres in its binary format into a DuckDB table of ``columns``, a block of rows at a time."""
+    import numpy as np
+
+    row = _binary_poll_row()
+    path = scratch / f"{table}.bin"
+    with open(path, "wb") as out:
+        cur.copy_expert(
+            f"COPY (SELECT store_key, timestamp_utc, status = 'active' FROM ({query}) AS polls) "
+            "TO STDOUT WITH (FORMAT binary)",
+            out,
+        )
+    data_bytes = path.stat().st_size - len(_PG_BINARY_HEADER) - len(_PG_BINARY_TRAILER)
+    rows = data_bytes // row.itemsize  # (a remainder is left before the trailer: refused there)
+    spec = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+    duck.execute(f"CREATE OR REPLACE TABLE {table} ({spec})")
+    with open(path, "rb") as data:
+        if data.read(len(_PG_BINARY_HEADER)) != _PG_BINARY_HEADER:
+            raise WarehouseError(_UNKNOWN_POLL_LAYOUT)
+        while rows:
+            block = np.fromfile(data, dtype=row, count=min(rows, _POLL_BLOCK_ROWS))
+            rows -= len(block)
+            widths = (block["fields"] == 3) & (block["store_key_bytes"] == 4) & (block["timestamp_bytes"] == 8)
+            if len(block) == 0 or not (widths & (block["active_bytes"] == 1)).all():
+                raise WarehouseError(_UNKNOWN_POLL_LAYOUT)
+            polls = {
+                "store_key": block["store_key"].astype(np.int32),
+                "microseconds": block["microseconds_since_2000"] + _PG_EPOCH_MICROSECONDS,
+                "active": block["active"].astype(np.bool_),
+            }
+            duck.register("poll_block", polls)
+            duck.execute(
+                f"INSERT INTO {table} SELECT store_key, make_timestamp(microseconds), "
+                "CASE WHEN active THEN 'active' ELSE 'inactive' END FROM poll_block"
+            )
+            duck.unregister("poll_block")
+        if data.read() != _PG_BINARY_TRAILER:
+            raise WarehouseError(_UNKNOWN_POLL_LAYOUT)
+    os.unlink(path)
+
+
 _PG_SCHEMA = "storemon"
 _STAGED_FOR_PG = {
     "merged_store_ids": ("SELECT store_id FROM merged_store_ids", "store_id text"),
@@ -881,7 +953,8 @@ class PostgresWarehouse(Warehouse):
             with tempfile.TemporaryDirectory(prefix="storemon-snapshot-") as scratch:
                 for table, sql in SNAPSHOT_SQL.items():
                     query = _snapshot_query(sql, snapshot, stores).replace("{wh}", _PG_SCHEMA)
-                    _copy_from_postgres(cur, query, conn, table, SNAPSHOT_COLUMNS[table], Path(scratch))
+                    copy = _copy_polls_from_postgres if table == "raw_store_polls" else _copy_from_postgres
+                    copy(cur, query, conn, table, SNAPSHOT_COLUMNS[table], Path(scratch))
             pg.commit()
         try:
             prepare(snapshot)
