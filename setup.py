@@ -20,6 +20,9 @@ setup(
         "duckdb>=2.0,<3",
         # The sample generator only (ingestion validates in DuckDB).
         "pandas>=3.0,<4",
+        # The sample generator's arrays, and the Postgres snapshot's polls read from binary COPY
+        # (pandas brings it already; named because storemon imports it itself).
+        "numpy>=2,<3",
         "tzdata>=2025.1",
         # The REST API; both already come with dagster-webserver.
         "starlette",
