@@ -597,27 +597,34 @@ def test_a_damaged_line_is_named_and_the_good_lines_around_it_are_kept(settings)
         b"=cmd|' /C calc'!A0,active,2023-01-24 09:00:00 UTC",  # a formula
         b"7\x01,active,2023-01-24 09:00:00 UTC",  # a control character
         f"{big},active,2023-01-24 09:00:00 UTC".encode(),  # a huge value
-        b"9,active,2023-01-24 09:00:00 UTC",
-        b"10,active,2023-01-24 10:00",  # half-written: no newline yet
+        b"9," + b"x" * sources.MAX_LINE_BYTES,  # a line too long to read
+        b"10,active,2023-01-24 09:00:00 UTC",
+        b"11,active,2023-01-24 10:00",  # half-written: no newline yet
     ]
     (settings.source_dir / "store_status.csv").write_bytes(POLLS_HEADER.encode() + b"\n" + b"\n".join(lines))
     outcome = ingest_dir(settings)
     polls = outcome.results["store_status"]
-    assert table(settings, "SELECT store_id FROM " + POLLS_WITH_IDS + " ORDER BY 1") == [("1",), ("3",), ("5",), ("9",)]
+    assert table(settings, "SELECT store_id FROM " + POLLS_WITH_IDS + " ORDER BY 1") == [
+        ("1",),
+        ("10",),
+        ("3",),
+        ("5",),
+    ]
     reasons = dict(rejected(settings, "store_status"))
-    assert sorted(reasons) == [3, 5, 7, 8, 9]
+    assert sorted(reasons) == [3, 5, 7, 8, 9, 10]
     assert reasons[3].startswith("malformed CSV line")
     assert reasons[5] == "the line is not valid UTF-8"
     assert "starts with =, +, - or @" in reasons[7] and "holds a control character" in reasons[8]
     assert len(reasons[9]) < 300 and "…" in reasons[9]
+    assert reasons[10] == "the line is longer than 1 MiB"
     assert table(settings, "SELECT max(length(raw_values)) FROM {wh}.rejected_rows")[0][0] <= 200
-    assert polls.rows_read == 9  # line 11 waits for its newline
+    assert polls.rows_read == 10  # line 12 waits for its newline
     # Once the line is complete, the next load reads it, and only it.
     with open(settings.source_dir / "store_status.csv", "ab") as f:
         f.write(b":00 UTC\n")
     polls = ingest_dir(settings).results["store_status"]
     assert (polls.mode, polls.rows_read, polls.rows_added) == ("incremental", 1, 1)
-    assert table(settings, "SELECT timestamp_utc::VARCHAR FROM " + POLLS_WITH_IDS + " WHERE store_id = '10'") == [
+    assert table(settings, "SELECT timestamp_utc::VARCHAR FROM " + POLLS_WITH_IDS + " WHERE store_id = '11'") == [
         ("2023-01-24 10:00:00",)
     ]
 
