@@ -694,6 +694,17 @@ def test_shuffled_input_gives_the_same_report_and_all_active_means_no_downtime(t
     assert (with_evidence[["downtime_last_hour", "downtime_last_day", "downtime_last_week"]] == 0).all().all()
 
 
+def test_a_stored_status_other_than_active_or_inactive_stops_the_report(tmp_path, source_dir):
+    """Validation admits no other status; one that reached the warehouse anyway (written there
+    by hand) stops the report with a message naming it, instead of counting as either."""
+    settings = Settings(home=tmp_path / "home", source_dir=source_dir)
+    ingest.ingest(open_warehouse(settings), source_dir, progress=lambda message: None)
+    with duckdb.connect(str(settings.database)) as conn:
+        conn.execute("UPDATE raw_store_polls SET status = 'Active' WHERE status = 'active'")
+    with pytest.raises(WarehouseError, match="a poll status is neither active nor inactive: Active$"):
+        report.compute_report(open_warehouse(settings))
+
+
 def test_an_earlier_as_of_ignores_later_polls(tmp_path):
     source = REPO / "data" / "sample"
     as_of = "2023-03-13 06:30:00"
