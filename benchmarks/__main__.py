@@ -410,6 +410,8 @@ def bench_size(size: str, data_dir: Path, baseline_stores: int, repeats: int, ru
             if size == "1x":
                 ancient_reports.append(plain_report(run_step("report", "--home", str(ancient_home), env=no_retention)))
         steps["report"] = median_run(reports)
+        # Issue 11's ratio per run (each run's extended outputs against its own plain report).
+        steps["report"]["all_extended_ratios"] = [extended_ratio(figures) for figures in reports]
         if ancient_reports:
             steps["report_ancient"] = median_run(ancient_reports)
         steps["cli"] = run_step("cli", "--source", str(source), "--out", str(cli_csv))
@@ -455,7 +457,9 @@ ISSUE_FIGURES = {
 
 def _phases(figures: dict) -> str:
     parts = ", ".join(
-        f"{key.removesuffix('_seconds')} {value:.2f}" for key, value in figures.items() if key.endswith("_seconds")
+        f"{key.removesuffix('_seconds')} {value:.2f}"
+        for key, value in figures.items()
+        if key.endswith("_seconds") and key != "all_seconds"
     )
     return f"{figures[SECONDS]:.2f} s ({parts})"
 
@@ -679,19 +683,28 @@ def calibration_table(figures: dict) -> str:
     return "\n".join(lines)
 
 
+def extended_ratio(report: dict) -> float:
+    """(plain report + extended outputs) / plain report, for one report step's figures."""
+    return (report[SECONDS] + sum(report[f"{part}_seconds"] for part in EXTENDED_PARTS)) / report[SECONDS]
+
+
 def extended_cost(results: dict) -> str:
-    """The report computation with and without the extended outputs, per size."""
+    """The report computation with and without the extended outputs, per size: the median
+    run's figures, and the median of every run's own ratio (which decides)."""
     lines = [
-        "| size | plain report (3 tables + CSV), s | extended outputs (table + CSV), s | with them / plain | target |",
-        "|---|---:|---:|---:|---|",
+        "| size | plain report (3 tables + CSV), s | extended outputs (table + CSV), s | with them / plain | "
+        "median of the runs' ratios (range) | target |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for size, data in results["sizes"].items():
         report = data["steps"]["report"]
         plain = report[SECONDS]
         extended = sum(report[f"{part}_seconds"] for part in EXTENDED_PARTS)
-        ratio = (plain + extended) / plain
+        ratios = report.get("all_extended_ratios") or [extended_ratio(report)]
+        ratio = statistics.median(ratios)
         lines.append(
-            f"| {size} | {plain:.2f} | {extended:.2f} | {ratio:.2f}× | ≤ 3× {'ok' if ratio <= 3 else 'MISSED'} |"
+            f"| {size} | {plain:.2f} | {extended:.2f} | {extended_ratio(report):.2f}× | {ratio:.2f}× "
+            f"({min(ratios):.2f}–{max(ratios):.2f}) | ≤ 3× {'ok' if ratio <= 3 else 'MISSED'} |"
         )
     return "\n".join(lines)
 
