@@ -5,9 +5,9 @@
 
 Datasets are generated once into benchmarks/data/<size>/ from the public dataset's real
 hours and zones in ../shared/data/loop (10x: every real store ten times, under new ids).
-For each size, in one run: ingestion of the poll file into an empty home, the report
-computation (derived tables plus the CSV), each the median of three runs (`--runs`; these
-machines are noisy), the whole `storemon report` command, REST trigger-to-Complete in each
+For each size, in one run: the floor script, ingestion of the poll file into an empty home
+and the report computation (derived tables plus the CSV), each the median of three runs
+(`--runs`; these machines are noisy), the whole `storemon report` command, REST trigger-to-Complete in each
 warehouse against a real webserver, daemon and API (`make run` on free ports), and the
 pandas per-store baseline (timed on a sample of stores, extrapolated, and checked against
 storemon's numbers). At 10x also report_job in 1, 2 and 4 store shards, in process and on a

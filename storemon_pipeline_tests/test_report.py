@@ -847,7 +847,7 @@ poll_status = st.sampled_from(["active", "inactive"])
 
 
 @settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
 @given(
     first=st.dictionaries(poll_key, poll_status, min_size=1, max_size=12),
