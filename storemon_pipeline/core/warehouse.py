@@ -740,11 +740,15 @@ _POLL_BLOCK_ROWS = 1 << 20
 _UNKNOWN_POLL_LAYOUT = "the Postgres warehouse sent the snapshot's polls in a layout other than binary COPY's"
 
 
-def _binary_poll_row():
+def _copy_polls_from_postgres(
+    cur, query: str, duck: duckdb.DuckDBPyConnection, table: str, columns: dict, scratch: Path
+):
+    """The snapshot's polls (``query``: store_key, timestamp_utc, status) COPYed out of
+    Postgres in its binary format into a DuckDB table of ``columns``, a block of rows at a time."""
     import numpy as np
 
-    # Each field: its length in bytes, then its value; all big-endian.
-    return np.dtype(
+    # A row: its number of fields, then each field's length in bytes and value; all big-endian.
+    row = np.dtype(
         [
             ("fields", ">i2"),
             ("store_key_bytes", ">i4"),
@@ -755,16 +759,6 @@ def _binary_poll_row():
             ("active", "u1"),
         ]
     )
-
-
-def _copy_polls_from_postgres(
-    cur, query: str, duck: duckdb.DuckDBPyConnection, table: str, columns: dict, scratch: Path
-):
-    """The snapshot's polls (``query``: store_key, timestamp_utc, status) COPYed out of
-    Postgres in its binary format into a DuckDB table of ``columns``, a block of rows at a time."""
-    import numpy as np
-
-    row = _binary_poll_row()
     path = scratch / f"{table}.bin"
     with open(path, "wb") as out:
         cur.copy_expert(
